@@ -1,0 +1,238 @@
+"""The continuous search space that OHGW warm-starts.
+
+Each continuous hyper-parameter ψ has bounds and a transform to *search
+coordinates* u: ``log10`` for scale parameters (learning rate, weight decay),
+identity for the rest. Hyper-gradients and warm-start steps live in u;
+trainables see natural values x.
+
+>>> space = SearchSpace.default()
+>>> u = space.to_u({"lr": 0.1, "wd": 5e-4, "momentum": 0.9,
+...                 "aug_magnitude": 0.2, "label_smoothing": 0.1})
+>>> round(float(u[0]), 6), round(float(u[1]), 4)
+(-1.0, -3.301)
+>>> space.to_x(u)["lr"]
+0.1
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+TRANSFORMS = ("log10", "identity")
+
+# The hyper-parameters this project knows, with the transform each one uses by default.
+KNOWN_TRANSFORMS: dict[str, str] = {
+    "lr": "log10",
+    "wd": "log10",
+    "momentum": "identity",
+    "aug_magnitude": "identity",
+    "label_smoothing": "identity",
+}
+
+
+@dataclass(frozen=True)
+class Continuous:
+    """One continuous hyper-parameter: natural bounds [low, high] and a transform to u."""
+
+    name: str
+    low: float
+    high: float
+    transform: str = "identity"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"hyper-parameter name must be a non-empty string, got {self.name!r}")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(
+                f"hyper-parameter {self.name!r}: transform must be one of {TRANSFORMS}, "
+                f"got {self.transform!r}"
+            )
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"hyper-parameter {self.name!r}: bounds must be finite")
+        if self.low >= self.high:
+            raise ValueError(
+                f"hyper-parameter {self.name!r}: bounds need low < high, got [{self.low}, {self.high}]"
+            )
+        if self.transform == "log10" and self.low <= 0:
+            raise ValueError(
+                f"hyper-parameter {self.name!r}: a log10 transform needs positive bounds, "
+                f"got low={self.low}"
+            )
+
+    @property
+    def is_log(self) -> bool:
+        return self.transform == "log10"
+
+    @property
+    def u_low(self) -> float:
+        return math.log10(self.low) if self.is_log else float(self.low)
+
+    @property
+    def u_high(self) -> float:
+        return math.log10(self.high) if self.is_log else float(self.high)
+
+    @property
+    def u_range(self) -> float:
+        return self.u_high - self.u_low
+
+    def to_u(self, x: float) -> float:
+        if self.is_log:
+            if x <= 0:
+                raise ValueError(f"hyper-parameter {self.name!r}: value {x} is not positive (log10)")
+            return math.log10(x)
+        return float(x)
+
+    def to_x(self, u: float) -> float:
+        return float(10.0**u) if self.is_log else float(u)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "low": self.low, "high": self.high, "transform": self.transform}
+
+
+class SearchSpace:
+    """An ordered set of continuous hyper-parameters, plus optional discrete ones.
+
+    Discrete parameters (``discrete={"batch_size": [64, 128]}``) are sampled by
+    Tune but never touched by a warm-start; :meth:`split` reports them.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[Continuous],
+        discrete: Mapping[str, Sequence] | None = None,
+    ) -> None:
+        params = list(params)
+        if not params:
+            raise ValueError("search space needs at least one continuous hyper-parameter")
+        names = [p.name for p in params]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"search space: duplicate hyper-parameter names {dupes}")
+        discrete = {k: list(v) for k, v in (discrete or {}).items()}
+        clash = sorted(set(discrete) & set(names))
+        if clash:
+            raise ValueError(f"search space: {clash} declared both continuous and discrete")
+        for k, v in discrete.items():
+            if not v:
+                raise ValueError(f"discrete hyper-parameter {k!r}: needs at least one choice")
+        self.params: tuple[Continuous, ...] = tuple(params)
+        self.discrete: dict[str, list] = discrete
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def from_bounds(
+        cls,
+        bounds: Mapping[str, tuple[float, float]],
+        discrete: Mapping[str, Sequence] | None = None,
+        transforms: Mapping[str, str] | None = None,
+    ) -> SearchSpace:
+        """Build from ``{name: (low, high)}``; transforms default to :data:`KNOWN_TRANSFORMS`.
+
+        A name outside :data:`KNOWN_TRANSFORMS` needs an explicit transform.
+        """
+        transforms = dict(transforms or {})
+        params = []
+        for name, b in bounds.items():
+            if name not in transforms and name not in KNOWN_TRANSFORMS:
+                raise ValueError(
+                    f"unknown hyper-parameter {name!r}: known names are {sorted(KNOWN_TRANSFORMS)}; "
+                    "pass transforms={name: 'log10' | 'identity'} to declare a new one"
+                )
+            low, high = b
+            params.append(Continuous(name, float(low), float(high), transforms.get(name, KNOWN_TRANSFORMS.get(name))))
+        return cls(params, discrete)
+
+    @classmethod
+    def default(cls) -> SearchSpace:
+        """The study's 5-dim space for ResNet-20 (CIFAR-10 and digits)."""
+        return cls.from_bounds(
+            {
+                "lr": (1e-3, 1.0),
+                "wd": (1e-6, 1e-2),
+                "momentum": (0.0, 0.99),
+                "aug_magnitude": (0.0, 1.0),
+                "label_smoothing": (0.0, 0.3),
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> SearchSpace:
+        return cls([Continuous(**p) for p in d["params"]], d.get("discrete"))
+
+    def to_dict(self) -> dict:
+        return {"params": [p.to_dict() for p in self.params], "discrete": dict(self.discrete)}
+
+    # ---- views --------------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __getitem__(self, name: str) -> Continuous:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{p.name}[{p.low:g},{p.high:g}]{'(log)' if p.is_log else ''}" for p in self.params)
+        return f"SearchSpace({inner})"
+
+    @property
+    def u_low(self) -> np.ndarray:
+        return np.array([p.u_low for p in self.params])
+
+    @property
+    def u_high(self) -> np.ndarray:
+        return np.array([p.u_high for p in self.params])
+
+    @property
+    def u_range(self) -> np.ndarray:
+        return self.u_high - self.u_low
+
+    # ---- Ray Tune -----------------------------------------------------------------
+    def param_space(self) -> dict:
+        """A Ray Tune ``param_space``: loguniform for log10 params, uniform otherwise."""
+        from ray import tune
+
+        out: dict = {}
+        for p in self.params:
+            out[p.name] = tune.loguniform(p.low, p.high) if p.is_log else tune.uniform(p.low, p.high)
+        for k, v in self.discrete.items():
+            out[k] = tune.choice(v)
+        return out
+
+    # ---- mapping ------------------------------------------------------------------
+    def split(self, config: Mapping) -> tuple[dict, dict]:
+        """(continuous values, everything else) of a config; missing continuous names raise."""
+        missing = [n for n in self.names if n not in config]
+        if missing:
+            raise ValueError(f"config lacks continuous hyper-parameters {missing}")
+        cont = {n: float(config[n]) for n in self.names}
+        rest = {k: v for k, v in config.items() if k not in cont}
+        return cont, rest
+
+    def to_u(self, config: Mapping) -> np.ndarray:
+        cont, _ = self.split(config)
+        return np.array([p.to_u(cont[p.name]) for p in self.params], dtype=np.float64)
+
+    def to_x(self, u: Iterable[float]) -> dict[str, float]:
+        u = list(u)
+        if len(u) != len(self.params):
+            raise ValueError(f"expected {len(self.params)} coordinates, got {len(u)}")
+        return {p.name: p.to_x(float(ui)) for p, ui in zip(self.params, u)}
+
+    def clip_u(self, u: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(u, dtype=np.float64), self.u_low, self.u_high)
+
+    def with_values(self, config: Mapping, values: Mapping[str, float]) -> dict:
+        """A copy of ``config`` with the continuous values replaced."""
+        out = dict(config)
+        out.update(values)
+        return out

@@ -1,0 +1,246 @@
+"""The warm-start step ψ ← clip(ψ − Δ) and its bookkeeping.
+
+Step rules, in search coordinates u (see :mod:`ohgw.space`):
+
+- ``raw``: Δu = η_h · g, exactly the original proposal (η_h = 1e-3). Because the
+  hyper-gradients of different ψ differ in scale by ~10⁴, this mostly moves
+  log-lr, and by ~1e-4: close to a no-op. It is kept for fidelity.
+- ``normalized``: let v = (u − u_low)/range be coordinates in which every ψ
+  spans [0, 1], and g̃ = g ⊙ range the gradient in v. Then
+  Δv = η_h · g̃ / ‖g̃‖∞ and Δu = range ⊙ Δv. The ψ with the largest |g̃| moves by
+  exactly η_h of its range (default 0.05); the others move in proportion, so the
+  direction in v is the hyper-gradient's own. Unlike a sign step it does not
+  amplify dimensions whose gradient is noise-level.
+
+Modes: ``hypergrad`` takes the step above; ``random`` takes a step of the *same
+length in v* in a uniformly random direction (the control for mere
+perturbation; it also computes g, so it is charged the same cost); ``none``
+leaves x unchanged at no cost.
+
+``hyper_steps`` repeats the step on fresh batch pairs (the multi-step ablation);
+``lookahead`` is the number of unrolled optimizer steps inside each hyper-gradient.
+
+A non-finite loss or hyper-gradient leaves x unchanged and is recorded in the
+record's ``nonfinite`` flag, never raised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .cost import Stopwatch
+from .hypergrad import HyperGradProblem, hypergradient
+from .space import SearchSpace
+
+MODES = ("hypergrad", "random", "none")
+STEP_RULES = ("raw", "normalized")
+DEFAULT_ETA_H = {"raw": 1e-3, "normalized": 0.05}
+CONFIG_KEY = "ohgw"  # where the scheduler plug-in puts the instruction in a trial's config
+
+
+@dataclass(frozen=True)
+class WarmStartSettings:
+    """How to warm-start: mode, η_h (None → the step rule's default), step rule, steps, seed."""
+
+    mode: str = "hypergrad"
+    eta_h: float | None = None
+    step_rule: str = "raw"
+    hyper_steps: int = 1
+    lookahead: int = 1
+    batch_size: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.step_rule not in STEP_RULES:
+            raise ValueError(f"step_rule must be one of {STEP_RULES}, got {self.step_rule!r}")
+        if self.eta_h is not None and not (math.isfinite(self.eta_h) and self.eta_h > 0):
+            raise ValueError(f"eta_h must be > 0, got {self.eta_h}")
+        for name in ("hyper_steps", "lookahead", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
+
+    @property
+    def eta(self) -> float:
+        return DEFAULT_ETA_H[self.step_rule] if self.eta_h is None else float(self.eta_h)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> WarmStartSettings:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+@dataclass
+class WarmStartRecord:
+    """What one warm-start did and cost; ``flat()`` gives scalar metrics for a Tune report."""
+
+    mode: str
+    step_rule: str
+    eta_h: float
+    hyper_steps: int
+    lookahead: int
+    batch_size: int
+    x: dict[str, float]
+    x_prime: dict[str, float]
+    g: dict[str, float]
+    step_norm: float = 0.0  # ‖Δv‖₂ of the first step, in normalized coordinates
+    clipped: list[str] = field(default_factory=list)
+    untouched: list[str] = field(default_factory=list)
+    val_loss_before: float = float("nan")
+    wall_s: float = 0.0
+    compute_s: float = 0.0
+    peak_rss_mib: float = 0.0
+    cuda_peak_mib: float = 0.0
+    nonfinite: bool = False
+    reason: str = ""
+
+    def flat(self, prefix: str = "ohgw/") -> dict[str, Any]:
+        out: dict[str, Any] = {
+            f"{prefix}mode": self.mode,
+            f"{prefix}step_rule": self.step_rule,
+            f"{prefix}eta_h": self.eta_h,
+            f"{prefix}step_norm": self.step_norm,
+            f"{prefix}wall_s": self.wall_s,
+            f"{prefix}compute_s": self.compute_s,
+            f"{prefix}peak_rss_mib": self.peak_rss_mib,
+            f"{prefix}cuda_peak_mib": self.cuda_peak_mib,
+            f"{prefix}nonfinite": self.nonfinite,
+            f"{prefix}batch_size": self.batch_size,
+        }
+        for name in self.x:
+            out[f"{prefix}x/{name}"] = self.x[name]
+            out[f"{prefix}x_prime/{name}"] = self.x_prime[name]
+            out[f"{prefix}g/{name}"] = self.g.get(name, float("nan"))
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+BatchSource = Callable[[int], tuple[Any, Any]]
+
+
+def _as_source(batches) -> BatchSource:
+    if callable(batches):
+        return batches
+    train, val = batches
+    return lambda step: (train, val)
+
+
+def _step(space: SearchSpace, g: np.ndarray, settings: WarmStartSettings, rng: np.random.Generator) -> np.ndarray:
+    """Δu for one hyper-gradient g under the settings' rule and mode."""
+    rng_ = space.u_range
+    eta = settings.eta
+    if settings.step_rule == "raw":
+        du = eta * g
+    else:
+        gv = g * rng_
+        m = float(np.max(np.abs(gv)))
+        du = np.zeros_like(g) if m == 0 else rng_ * (eta * gv / m)
+    if settings.mode == "random":
+        length = float(np.linalg.norm(du / rng_))
+        direction = rng.standard_normal(len(g))
+        direction /= np.linalg.norm(direction)
+        du = rng_ * (length * direction)
+    return du
+
+
+def warm_start(
+    problem: HyperGradProblem,
+    space: SearchSpace,
+    config: Mapping[str, Any],
+    batches: BatchSource | tuple[Any, Any],
+    settings: WarmStartSettings | None = None,
+) -> tuple[dict[str, Any], WarmStartRecord]:
+    """Warm-start ``config``; returns (x′ as a full config, record).
+
+    ``batches`` is a pair (train_batch, val_batch) or a callable step → pair that
+    supplies a fresh pair for each hyper-step. The model is left bit-identical.
+    """
+    settings = settings or WarmStartSettings()
+    cont, rest = space.split(config)
+    record = WarmStartRecord(
+        mode=settings.mode,
+        step_rule=settings.step_rule,
+        eta_h=settings.eta,
+        hyper_steps=settings.hyper_steps,
+        lookahead=settings.lookahead,
+        batch_size=settings.batch_size,
+        x=dict(cont),
+        x_prime=dict(cont),
+        g={n: 0.0 for n in space.names},
+        untouched=sorted(k for k in rest if k != CONFIG_KEY),
+    )
+    if settings.mode == "none":
+        return dict(config), record
+    problem.check_space(space)
+    source = _as_source(batches)
+    rng = np.random.default_rng(settings.seed)
+    device = next(problem.model.parameters()).device
+    u = space.to_u(config)
+    clipped: set[str] = set()
+    with Stopwatch(device) as sw:
+        for step in range(settings.hyper_steps):
+            train_batch, val_batch = source(step)
+            current = space.with_values(config, space.to_x(u))
+            hg = hypergradient(problem, space, current, [train_batch], val_batch, settings.lookahead)
+            if step == 0:
+                record.g = {n: float(v) for n, v in zip(space.names, hg.g)}
+                record.val_loss_before = hg.val_loss
+            if not hg.finite:
+                record.nonfinite = True
+                record.reason = f"non-finite loss or hyper-gradient at hyper-step {step}"
+                break
+            du = _step(space, hg.g, settings, rng)
+            if step == 0:
+                record.step_norm = float(np.linalg.norm(du / space.u_range))
+            proposed = u - du
+            new_u = space.clip_u(proposed)
+            clipped |= {n for n, a, b in zip(space.names, proposed, new_u) if a != b}
+            u = new_u
+    record.wall_s, record.compute_s = sw.cost.wall_s, sw.cost.compute_s
+    record.peak_rss_mib, record.cuda_peak_mib = sw.cost.peak_rss_mib, sw.cost.cuda_peak_mib
+    if record.nonfinite:
+        return dict(config), record
+    record.clipped = sorted(clipped)
+    record.x_prime = space.to_x(u)
+    return space.with_values(config, record.x_prime), record
+
+
+def instruction(config: Mapping[str, Any]) -> tuple[WarmStartSettings, SearchSpace] | None:
+    """The warm-start instruction a scheduler plug-in put into ``config``, if any."""
+    spec = config.get(CONFIG_KEY)
+    if not spec:
+        return None
+    return WarmStartSettings.from_dict(spec), SearchSpace.from_dict(spec["space"])
+
+
+def make_instruction(space: SearchSpace, settings: WarmStartSettings) -> dict:
+    """The dict a scheduler plug-in stores under ``config['ohgw']``."""
+    return {**settings.to_dict(), "space": space.to_dict()}
+
+
+def maybe_warm_start(
+    config: Mapping[str, Any],
+    problem: HyperGradProblem,
+    batches: BatchSource | tuple[Any, Any],
+) -> tuple[dict[str, Any], WarmStartRecord | None]:
+    """Warm-start if ``config`` carries an OHGW instruction; else return it unchanged.
+
+    This is the one call a user's trainable makes at the start of training.
+    """
+    found = instruction(config)
+    if found is None:
+        return dict(config), None
+    settings, space = found
+    return warm_start(problem, space, config, batches, settings)
