@@ -16,6 +16,7 @@ run: install
 	$(PY) experiments/asha_vs_ohgw.py
 
 test: install
+	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest -q
 
 lint: install

@@ -1,27 +1,34 @@
-"""OHGW-Tune: one-shot hyper-gradient warm-starts for Ray Tune schedulers."""
+"""OHGW-Tune: one-shot hyper-gradient warm-starts for Ray Tune schedulers.
 
-from .augment import magnitude_augment, sample_draws
-from .hypergrad import HyperGradient, HyperGradProblem, hypergradient
-from .losses import smoothed_cross_entropy
-from .space import Continuous, SearchSpace
-from .update_rules import SGD, AdamW
-from .warmstart import WarmStartRecord, WarmStartSettings, maybe_warm_start, warm_start
+Names are imported lazily, so ``import ohgw.analysis`` does not pay for torch.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "SGD",
-    "AdamW",
-    "Continuous",
-    "HyperGradProblem",
-    "HyperGradient",
-    "SearchSpace",
-    "WarmStartRecord",
-    "WarmStartSettings",
-    "hypergradient",
-    "magnitude_augment",
-    "maybe_warm_start",
-    "sample_draws",
-    "smoothed_cross_entropy",
-    "warm_start",
-]
+_EXPORTS = {
+    "magnitude_augment": ".augment",
+    "sample_draws": ".augment",
+    "HyperGradient": ".hypergrad",
+    "HyperGradProblem": ".hypergrad",
+    "hypergradient": ".hypergrad",
+    "smoothed_cross_entropy": ".losses",
+    "Continuous": ".space",
+    "SearchSpace": ".space",
+    "SGD": ".update_rules",
+    "AdamW": ".update_rules",
+    "WarmStartRecord": ".warmstart",
+    "WarmStartSettings": ".warmstart",
+    "maybe_warm_start": ".warmstart",
+    "warm_start": ".warmstart",
+    "OHGW": ".scheduler",
+    "PASHA": ".pasha",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module 'ohgw' has no attribute {name!r}")

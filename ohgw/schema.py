@@ -155,14 +155,20 @@ def read_table(results_dir: str | os.PathLike, table: str) -> pd.DataFrame:
     root = Path(results_dir) / table
     if not root.is_dir():
         return pd.DataFrame()
+    files = [str(p) for p in sorted(root.glob("experiment=*/method=*/seed=*/part-0.parquet"))]
+    if not files:
+        return pd.DataFrame()
+    partitioning = ds.partitioning(
+        pa.schema([("experiment", pa.string()), ("method", pa.string()), ("seed", pa.int64())]), flavor="hive"
+    )
+    # columns that only some studies have (e.g. warm-start keys) are kept: unify all files' schemas
+    file_schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
     dataset = ds.dataset(
-        root,
+        files,
+        schema=pa.unify_schemas([file_schema, partitioning.schema]),
+        partition_base_dir=str(root),
         format="parquet",
-        partitioning=ds.partitioning(
-            pa.schema([("experiment", pa.string()), ("method", pa.string()), ("seed", pa.int64())]), flavor="hive"
-        ),
-        exclude_invalid_files=True,
-        ignore_prefixes=[".tmp-", "."],
+        partitioning=partitioning,
     )
     df = dataset.to_table().to_pandas()
     if df.empty:

@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Analyse an OHGW results directory: T@tau tables, paired tests, criteria, report.html, summary.json.
+
+    python experiments/analyze.py RESULTS_DIR [--tau 0.9] [--out report.html] [--experiment NAME]
+                                             [--clock compute] [--quiet]
+
+Bad input exits with status 2 and one line on stderr; warnings (unpaired seeds, tau never
+reached, ...) go to stderr one line each and do not change the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="analyze", description=__doc__.splitlines()[0])
+    p.add_argument("results_dir", help="directory written by the study runner (iterations/, trials/, studies/)")
+    p.add_argument("--tau", type=float, default=None, help="target score (default: the studies' tau)")
+    p.add_argument("--out", default=None, help="report HTML path (default RESULTS_DIR/report.html); "
+                                               "summary.json is written beside it")
+    p.add_argument("--experiment", default=None, help="experiment to analyse when the directory holds several")
+    p.add_argument("--clock", default="compute", choices=["wall", "compute", "epochs"],
+                   help="clock of the success-criteria verdict (default compute)")
+    p.add_argument("--quiet", action="store_true", help="do not print the tables")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="analyze: %(message)s")
+
+    from ohgw.analysis import AnalysisError, AnalysisWarning, analyze
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AnalysisWarning)
+        try:
+            analyze(args.results_dir, tau=args.tau, out_html=args.out, quiet=args.quiet,
+                    experiment=args.experiment, clock=args.clock)
+        except AnalysisError as e:
+            print(f"analyze: error: {e}", file=sys.stderr)
+            return 2
+    for w in caught:
+        if issubclass(w.category, AnalysisWarning):
+            print(f"analyze: warning: {w.message}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Analysis of an OHGW study: T@tau on three clocks, paired tests, criteria, report, summary.json.
+
+The runner calls :func:`analyze` at the end of the main job; ``experiments/analyze.py`` is the CLI.
+
+>>> from ohgw.analysis import analyze, format_tables  # doctest: +SKIP
+>>> summary = analyze("results/", tau=0.9)            # doctest: +SKIP
+>>> print(format_tables(summary))                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .load import CLOCKS, AnalysisError, AnalysisWarning, Results, load_results
+from .report import figures, write_report
+from .summary import THRESHOLDS, Summary, compute, write_json
+from .text import format_tables
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CLOCKS",
+    "THRESHOLDS",
+    "AnalysisError",
+    "AnalysisWarning",
+    "Results",
+    "Summary",
+    "analyze",
+    "compute",
+    "figures",
+    "format_tables",
+    "load_results",
+]
+
+
+def analyze(
+    results_dir: str | os.PathLike,
+    tau: float | None = None,
+    out_html: str | os.PathLike | None = None,
+    quiet: bool = False,
+    experiment: str | None = None,
+    clock: str = "compute",
+    write: bool = True,
+) -> Summary:
+    """Analyse ``results_dir``: print the tables (unless ``quiet``), write the report and summary.json.
+
+    ``out_html`` defaults to ``RESULTS_DIR/report.html``; ``summary.json`` goes beside it. ``tau``
+    overrides the studies' target; ``clock`` ("wall", "compute", "epochs") is the clock of the
+    verdict. Raises :class:`AnalysisError` (a ValueError) with one line for bad input.
+    """
+    res = load_results(results_dir, experiment=experiment)
+    summary = compute(res, tau=tau, primary_clock=clock)
+    if write:
+        html_path = Path(out_html) if out_html is not None else Path(results_dir) / "report.html"
+        summary.html_path = str(html_path)
+        summary.json_path = str(html_path.parent / "summary.json")
+        summary.static_figures = write_report(summary, html_path)
+        write_json(summary, Path(summary.json_path))
+    if not quiet:
+        print(format_tables(summary), end="")
+        if write:
+            print(f"\nreport: {summary.html_path}\nsummary: {summary.json_path}")
+    return summary
