@@ -23,7 +23,11 @@ _EXPORTS = {
     "maybe_warm_start": ".warmstart",
     "warm_start": ".warmstart",
     "OHGW": ".scheduler",
+    "OHGWSearcher": ".searcher",
+    "AdjustedConfigCallback": ".callbacks",
+    "SchedulerStateCallback": ".callbacks",
     "PASHA": ".pasha",
+    "PromotionASHA": ".pasha",
 }
 __all__ = sorted(_EXPORTS)
 

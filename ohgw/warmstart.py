@@ -220,7 +220,7 @@ def warm_start(
 def instruction(config: Mapping[str, Any]) -> tuple[WarmStartSettings, SearchSpace] | None:
     """The warm-start instruction a scheduler plug-in put into ``config``, if any."""
     spec = config.get(CONFIG_KEY)
-    if not spec:
+    if not spec or spec.get("applied"):  # absent, or already used up by the scheduler plug-in
         return None
     return WarmStartSettings.from_dict(spec), SearchSpace.from_dict(spec["space"])
 

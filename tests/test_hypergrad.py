@@ -72,7 +72,7 @@ def test_label_smoothing_and_augmentation_are_not_silently_zero():
     def naive_loss(params, buffers, batch, hp):
         x, y = batch
         logits = torch.func.functional_call(model, (params, buffers), (x,))
-        return nn.functional.cross_entropy(logits, y, label_smoothing=float(hp["label_smoothing"]))
+        return nn.functional.cross_entropy(logits, y, label_smoothing=float(hp["label_smoothing"].detach()))
 
     naive = HyperGradProblem(model, naive_loss, problem.val_loss, problem.update_rule, ("label_smoothing",))
     space = SearchSpace.from_bounds({"label_smoothing": (0.0, 0.3)})

@@ -1,0 +1,251 @@
+"""OHGW: a Tune scheduler that adds one-shot hyper-gradient warm-starts to any other.
+
+``scheduler=OHGW(ASHAScheduler(...), space)`` in an ordinary ``tune.Tuner`` is the
+whole change on the driver side. The wrapper
+
+1. **injects** the warm-start instruction into every new trial's config, under
+   ``config["ohgw"]`` (:func:`ohgw.warmstart.make_instruction`, plus
+   ``"trial_index"``, the trial's creation order). Each trial gets its own seed,
+   derived from the wrapper's ``seed`` and the creation order (not the random
+   trial id, so paired studies reproduce). Idempotent: a config that already has
+   ``"ohgw"`` is left alone (retries, ``Tuner.restore``);
+2. **records x′**: when a result carries ``ohgw/x_prime/<ψ>`` keys (the first
+   report of a warm-started trainable), it writes x′ into ``trial.config``, keeps
+   x under ``config["ohgw_x"]`` and g under ``config["ohgw_g"]``, and consumes the
+   instruction (``config["ohgw"]["mode"] = "none"``, ``["applied"]`` = the mode
+   that ran) so that no trial is warm-started twice; see :mod:`ohgw.adjusted`.
+   ``get_dataframe()`` and the progress table then show x′; add the callbacks
+   of :meth:`OHGW.callbacks` for ``result.config`` and for restore;
+3. **delegates** every decision to the wrapped scheduler, untouched;
+4. **saves its state** and the wrapped scheduler's (:meth:`get_state` /
+   :meth:`set_state`, see :mod:`ohgw.scheduler_state`), which
+   :class:`ohgw.callbacks.SchedulerStateCallback` checkpoints with the experiment.
+
+Defaults: ``step_rule="raw"`` with η_h = 1e-3, the original proposal (and
+:class:`~ohgw.warmstart.WarmStartSettings`' default); it moves log-lr by ~1e-4,
+so pass ``step_rule="normalized"`` (η_h = 0.05 of the range) for a visible step.
+
+>>> from ray.tune.schedulers import ASHAScheduler
+>>> from ohgw.space import SearchSpace
+>>> sched = OHGW(ASHAScheduler(max_t=9, grace_period=1), SearchSpace.default(), seed=3)
+>>> sched.set_search_properties("val_acc", "max")
+True
+>>> sched.metric, sched.settings.step_rule
+('val_acc', 'raw')
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from .adjusted import adjusted_from_result, apply_adjusted, is_recorded
+from .scheduler_state import Reattach, reload, snapshot
+from .space import SearchSpace
+from .warmstart import CONFIG_KEY, WarmStartSettings, make_instruction
+
+if TYPE_CHECKING:
+    from ray.tune.callback import Callback
+
+logger = logging.getLogger(__name__)
+
+
+def trial_seed(seed: int, index: int) -> int:
+    """The warm-start seed of the ``index``-th trial created under wrapper seed ``seed``."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+class OHGW(TrialScheduler):
+    """Wrap ``scheduler`` so that every trial is warm-started once, then scheduled as before.
+
+    Args:
+        scheduler: any Tune ``TrialScheduler`` (ASHA, HyperBand, PASHA, FIFO, MedianStoppingRule, ...).
+        space: the :class:`~ohgw.space.SearchSpace` of continuous hyper-parameters to
+            warm-start; each must be a top-level key of every trial's config.
+        mode: ``"hypergrad"``, ``"random"`` (same step length, random direction) or
+            ``"none"`` (instruction injected, x unchanged: the vanilla arm).
+        eta_h, step_rule, hyper_steps, lookahead, batch_size: see
+            :class:`~ohgw.warmstart.WarmStartSettings`.
+        seed: base seed; trial i gets :func:`trial_seed` (seed, i).
+    """
+
+    def __init__(
+        self,
+        scheduler: TrialScheduler,
+        space: SearchSpace,
+        mode: str = "hypergrad",
+        eta_h: float | None = None,
+        step_rule: str = "raw",
+        hyper_steps: int = 1,
+        lookahead: int = 1,
+        batch_size: int = 128,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(scheduler, TrialScheduler):
+            raise ValueError(
+                f"scheduler must be a ray.tune TrialScheduler instance, got {type(scheduler).__name__}"
+            )
+        if isinstance(scheduler, OHGW):
+            raise ValueError("scheduler is already wrapped by OHGW; wrap a scheduler once")
+        if not isinstance(space, SearchSpace):
+            raise ValueError(f"space must be an ohgw.SearchSpace, got {type(space).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        # WarmStartSettings raises a ValueError naming mode / step_rule / eta_h / hyper_steps / ...
+        self._settings = WarmStartSettings(
+            mode=mode,
+            eta_h=eta_h,
+            step_rule=step_rule,
+            hyper_steps=hyper_steps,
+            lookahead=lookahead,
+            batch_size=batch_size,
+            seed=int(seed),
+        )
+        super().__init__()
+        self.scheduler = scheduler
+        self.space = space
+        self._n_added = 0  # trials injected so far: the next trial's creation index
+        self._seen: set[str] = set()  # every trial id passed to on_trial_add
+        self._records: dict[str, dict] = {}  # trial id -> {"x", "x_prime", "g"}
+        self._reattach = Reattach()  # restored trials waiting to be re-added
+
+    # ---- configuration ------------------------------------------------------------
+    @property
+    def settings(self) -> WarmStartSettings:
+        return self._settings
+
+    @property
+    def records(self) -> dict[str, dict]:
+        """Warm-start records seen so far: trial id → {"x", "x_prime", "g"} dicts."""
+        return {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in self._records.items()}
+
+    def callbacks(self, record_adjusted: bool = True, restore_state: bool = True) -> list[Callback]:
+        """The ``tune.Callback`` s to pass to ``RunConfig(callbacks=...)``.
+
+        ``record_adjusted`` makes ``result.config`` (and the result logs) show x′;
+        ``restore_state`` checkpoints this scheduler's state with the experiment so
+        that ``Tuner.restore`` brings it back. Pass the same list on every run.
+        """
+        from .callbacks import AdjustedConfigCallback, SchedulerStateCallback
+
+        out: list[Callback] = []
+        if record_adjusted:
+            out.append(AdjustedConfigCallback())
+        if restore_state:
+            out.append(SchedulerStateCallback(self))
+        return out
+
+    # ---- delegated properties -----------------------------------------------------
+    @property
+    def metric(self):
+        return self.scheduler.metric
+
+    @property
+    def supports_buffered_results(self):
+        return self.scheduler.supports_buffered_results
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
+        return self.scheduler.set_search_properties(metric, mode, **spec)
+
+    # ---- hooks --------------------------------------------------------------------
+    def _instruction(self, index: int) -> dict:
+        settings = WarmStartSettings.from_dict({**self._settings.to_dict(), "seed": trial_seed(self._settings.seed, index)})
+        return {**make_instruction(self.space, settings), "trial_index": index}
+
+    def _inject(self, trial: Trial) -> None:
+        config = trial.config
+        if CONFIG_KEY in config:
+            return
+        missing = [n for n in self.space.names if n not in config]
+        if missing:
+            raise ValueError(
+                f"space: trial {trial.trial_id}'s config lacks the continuous hyper-parameters {missing} "
+                f"(it has {sorted(config)}); every name in space must be a top-level key of param_space"
+            )
+        trial.set_config({**config, CONFIG_KEY: self._instruction(self._n_added)})
+        self._n_added += 1
+
+    def _record(self, trial: Trial, result: dict | None) -> None:
+        if not result or is_recorded(trial.config):
+            return
+        adjusted = adjusted_from_result(result, self.space.names)
+        if adjusted is None:
+            return
+        trial.set_config(apply_adjusted(trial.config, adjusted))
+        self._records[trial.trial_id] = adjusted
+
+    def on_trial_add(self, tune_controller, trial: Trial) -> None:
+        if trial.trial_id in self._reattach:
+            # a trial restored with this scheduler's state: the wrapped scheduler knows it already
+            self._reattach(trial)
+            return
+        self._inject(trial)
+        self._seen.add(trial.trial_id)
+        self.scheduler.on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
+        self._record(trial, result)
+        return self.scheduler.on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
+        self._record(trial, result)
+        self.scheduler.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_error(self, tune_controller, trial: Trial) -> None:
+        self.scheduler.on_trial_error(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller, trial: Trial) -> None:
+        self.scheduler.on_trial_remove(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller) -> Trial | None:
+        return self.scheduler.choose_trial_to_run(tune_controller)
+
+    def debug_string(self) -> str:
+        s = self._settings
+        head = f"OHGW(mode={s.mode}, step_rule={s.step_rule}, eta_h={s.eta:g}, warm-started={len(self._records)})"
+        return f"{head} around {self.scheduler.debug_string()}"
+
+    # ---- state --------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """Picklable state: counters, seen trial ids, warm-start records, the wrapped scheduler's snapshot."""
+        return {
+            "n_added": self._n_added,
+            "seen": sorted(self._seen),
+            "records": self.records,
+            "inner": snapshot(self.scheduler),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Reload :meth:`get_state` into a fresh wrapper (the construction-time pickle).
+
+        Trials that Tune re-adds afterwards are not injected again. For Ray's
+        schedulers (ASHA, HyperBand, MedianStoppingRule) they are re-attached by id
+        instead of being added to the wrapped scheduler a second time; a wrapped
+        scheduler with its own ``get_state``/``set_state`` gets ``on_trial_add`` as
+        usual and must recognise restored trial ids itself (PASHA does).
+        """
+        for key in ("n_added", "seen", "records", "inner"):
+            if key not in state:
+                raise ValueError(f"state: missing key {key!r}")
+        inner = reload(self.scheduler, state["inner"])
+        self._n_added = int(state["n_added"])
+        self._seen = set(state["seen"])
+        self._records = {k: {kk: dict(vv) for kk, vv in v.items()} for k, v in state["records"].items()}
+        if state["inner"]["kind"] == "protocol":
+            # such a scheduler (e.g. PASHA) recognises restored trial ids in its own on_trial_add
+            self._reattach = Reattach()
+        else:
+            self._reattach = Reattach(self._seen, inner)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))

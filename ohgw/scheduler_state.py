@@ -1,0 +1,254 @@
+"""Snapshot and reload a Tune scheduler's state, so that ``Tuner.restore`` keeps it.
+
+Tune pickles the scheduler once, at ``Tuner()`` construction, and never saves it
+again: after ``Tuner.restore`` every rung is empty (ray-project/ray#30838).
+:func:`snapshot` turns a scheduler's bookkeeping into a picklable dict keyed by
+trial *ids*; :func:`reload` puts it back into a freshly unpickled scheduler and
+returns a :class:`Reattach` that gives each restored :class:`~ray.tune.experiment.Trial`
+object its place again when Tune re-adds it (trial ids survive a restore,
+trial objects do not).
+
+What is restored, by kind:
+
+- ``protocol``: any scheduler with ``get_state()`` / ``set_state(state)`` (our
+  PASHA, :class:`ohgw.scheduler.OHGW`): exactly what those methods save. Tune's
+  ``on_trial_add`` for each re-added trial still reaches such a scheduler, which
+  must recognise a restored trial id itself (PASHA does).
+- ``asha`` (``ASHAScheduler``/``AsyncHyperBandScheduler``): every rung's recorded
+  values, each live trial's bracket, the stop counter. Exact.
+- ``hyperband`` (``HyperBandScheduler``): bands, brackets (n, r, halvings,
+  progress), each bracket's live trials with their last time/metric values, the
+  trials waiting to be unpaused, the current bracket. Restored trials map back by
+  id. Not restorable: a trial that was PAUSED at a milestone comes back PENDING
+  (Tune's own restore does that) and may run one extra iteration before the
+  bracket pauses it again.
+- ``median`` (``MedianStoppingRule``): each trial's (time, metric) history, the
+  stopped set and the last pause times. Exact for the decision rule.
+- ``stateless`` (``FIFOScheduler``): nothing to restore.
+- ``unsupported`` (anything else, e.g. PBT): nothing is restored; the restored
+  run starts that scheduler empty, exactly as plain Tune does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    TrialScheduler,
+)
+
+STATE_VERSION = 1
+
+
+def has_state_protocol(scheduler: Any) -> bool:
+    """True if ``scheduler`` has callable ``get_state`` and ``set_state``."""
+    return callable(getattr(scheduler, "get_state", None)) and callable(getattr(scheduler, "set_state", None))
+
+
+def kind_of(scheduler: TrialScheduler) -> str:
+    """Which restore strategy applies: protocol, asha, hyperband, median, stateless or unsupported."""
+    if has_state_protocol(scheduler):
+        return "protocol"
+    if isinstance(scheduler, AsyncHyperBandScheduler):
+        return "asha"
+    if isinstance(scheduler, HyperBandScheduler):
+        return "hyperband"
+    if isinstance(scheduler, MedianStoppingRule):
+        return "median"
+    if type(scheduler) is FIFOScheduler:
+        return "stateless"
+    return "unsupported"
+
+
+class Reattach:
+    """Puts restored Trial objects back into a reloaded scheduler, one at a time, by id."""
+
+    def __init__(self, pending: set[str] | None = None, attach: Callable[[Any], None] | None = None) -> None:
+        self.pending: set[str] = set(pending or ())
+        self._attach = attach
+
+    def __contains__(self, trial_id: str) -> bool:
+        return trial_id in self.pending
+
+    def __call__(self, trial) -> None:
+        self.pending.discard(trial.trial_id)
+        if self._attach is not None:
+            self._attach(trial)
+
+
+# ---- ASHA ----------------------------------------------------------------------------
+def _asha_get(s: AsyncHyperBandScheduler) -> dict:
+    index = {id(b): i for i, b in enumerate(s._brackets)}
+    return {
+        "trial_info": {tid: index[id(b)] for tid, b in s._trial_info.items()},
+        "rungs": [[(m, dict(rec)) for m, rec in b._rungs] for b in s._brackets],
+        "counter": s._counter,
+        "num_stopped": s._num_stopped,
+    }
+
+
+def _asha_set(s: AsyncHyperBandScheduler, st: dict) -> Reattach:
+    if len(st["rungs"]) != len(s._brackets):
+        raise ValueError(f"state: ASHA snapshot has {len(st['rungs'])} brackets, the scheduler {len(s._brackets)}")
+    for b, rungs in zip(s._brackets, st["rungs"]):
+        b._rungs = [(m, dict(rec)) for m, rec in rungs]
+    s._trial_info = {tid: s._brackets[i] for tid, i in st["trial_info"].items()}
+    s._counter = st["counter"]
+    s._num_stopped = st["num_stopped"]
+    return Reattach()
+
+
+# ---- HyperBand -----------------------------------------------------------------------
+_BRACKET_FIELDS = ("_n", "_n0", "_r", "_r0", "_cumul_r", "_halves", "_total_work", "_completed_progress")
+
+
+def _slim(result: dict | None, keys: tuple[str, ...]) -> dict | None:
+    if result is None:
+        return None
+    return {k: result[k] for k in keys if k in result}
+
+
+def _hyperband_get(s: HyperBandScheduler) -> dict:
+    keys = tuple(k for k in (s._time_attr, s._metric) if k)
+    where: dict[int, tuple[int, int]] = {}
+    bands = []
+    for bi, band in enumerate(s._hyperbands):
+        out = []
+        for k, b in enumerate(band):
+            if b is None:
+                out.append(None)
+                continue
+            where[id(b)] = (bi, k)
+            out.append(
+                {
+                    **{f: getattr(b, f) for f in _BRACKET_FIELDS},
+                    "stop_last_trials": b.stop_last_trials,
+                    "is_being_processed": b.is_being_processed,
+                    "live": [(t.trial_id, _slim(r, keys)) for t, r in b._live_trials.items()],
+                    "all": [t.trial_id for t in b._all_trials],
+                    "to_unpause": sorted(t.trial_id for t in b.trials_to_unpause),
+                }
+            )
+        bands.append(out)
+    current = s._state["bracket"]
+    return {
+        "bands": bands,
+        "trial_info": {t.trial_id: where[id(b)] for t, (b, _band) in s._trial_info.items() if id(b) in where},
+        "current": where.get(id(current)) if current is not None else None,
+        "band_idx": s._state["band_idx"],
+        "num_stopped": s._num_stopped,
+    }
+
+
+def _hyperband_set(s: HyperBandScheduler, st: dict) -> Reattach:
+    brackets: dict[tuple[int, int], Any] = {}
+    s._hyperbands = []
+    for bi, band in enumerate(st["bands"]):
+        out = []
+        for k, spec in enumerate(band):
+            if spec is None:
+                out.append(None)
+                continue
+            b = s._create_bracket(k)
+            for f in _BRACKET_FIELDS:
+                setattr(b, f, spec[f])
+            b.stop_last_trials = spec["stop_last_trials"]
+            b.is_being_processed = spec["is_being_processed"]
+            b._live_trials, b._all_trials, b.trials_to_unpause = {}, [], set()
+            brackets[(bi, k)] = b
+            out.append(b)
+        s._hyperbands.append(out)
+    s._state = {"bracket": brackets[tuple(st["current"])] if st["current"] is not None else None,
+                "band_idx": st["band_idx"]}
+    s._num_stopped = st["num_stopped"]
+    s._trial_info = {}
+    resolved: dict[str, Any] = {}
+
+    def attach(trial) -> None:
+        tid = trial.trial_id
+        resolved[tid] = trial
+        pos = st["trial_info"].get(tid)
+        if pos is None:
+            return
+        pos = tuple(pos)
+        b, spec = brackets[pos], st["bands"][pos[0]][pos[1]]
+        # rebuild in the snapshot's order, with the trials re-added so far
+        b._live_trials = {resolved[t]: r for t, r in spec["live"] if t in resolved}
+        b._all_trials = [resolved[t] for t in spec["all"] if t in resolved]
+        b.trials_to_unpause = {resolved[t] for t in spec["to_unpause"] if t in resolved}
+        s._trial_info[trial] = (b, pos[0])
+
+    return Reattach(set(st["trial_info"]), attach)
+
+
+# ---- MedianStoppingRule --------------------------------------------------------------
+def _median_get(s: MedianStoppingRule) -> dict:
+    keys = tuple(k for k in (s._time_attr, s._metric) if k)
+    return {
+        "results": {t.trial_id: [_slim(r, keys) for r in rs] for t, rs in s._results.items()},
+        "stopped": sorted(t.trial_id for t in s._stopped_trials),
+        "last_pause": {t.trial_id: v for t, v in s._last_pause.items()},
+    }
+
+
+def _median_set(s: MedianStoppingRule, st: dict) -> Reattach:
+    s._results.clear()
+    s._stopped_trials.clear()
+    s._last_pause.clear()
+    stopped = set(st["stopped"])
+
+    def attach(trial) -> None:
+        tid = trial.trial_id
+        if tid in st["results"]:
+            s._results[trial] = [dict(r) for r in st["results"][tid]]
+        if tid in stopped:
+            s._stopped_trials.add(trial)
+        if tid in st["last_pause"]:
+            s._last_pause[trial] = st["last_pause"][tid]
+
+    ids = set(st["results"]) | stopped | set(st["last_pause"])
+    return Reattach(ids, attach)
+
+
+# ---- public --------------------------------------------------------------------------
+def snapshot(scheduler: TrialScheduler) -> dict:
+    """A picklable snapshot of ``scheduler``'s state (see the module doc for what it holds)."""
+    kind = kind_of(scheduler)
+    if kind == "protocol":
+        state: Any = scheduler.get_state()
+    elif kind == "asha":
+        state = _asha_get(scheduler)
+    elif kind == "hyperband":
+        state = _hyperband_get(scheduler)
+    elif kind == "median":
+        state = _median_get(scheduler)
+    else:
+        state = None
+    return {"version": STATE_VERSION, "kind": kind, "type": type(scheduler).__name__, "state": state}
+
+
+def reload(scheduler: TrialScheduler, snap: dict) -> Reattach:
+    """Load a :func:`snapshot` into ``scheduler`` (a fresh one of the same type)."""
+    if not isinstance(snap, dict) or snap.get("version") != STATE_VERSION:
+        raise ValueError(f"state: not a scheduler snapshot of version {STATE_VERSION}")
+    kind = kind_of(scheduler)
+    if snap["kind"] != kind or snap["type"] != type(scheduler).__name__:
+        raise ValueError(
+            f"state: snapshot of a {snap['type']} ({snap['kind']}) cannot load into "
+            f"a {type(scheduler).__name__} ({kind})"
+        )
+    if kind == "protocol":
+        scheduler.set_state(snap["state"])
+        return Reattach()
+    if kind == "asha":
+        return _asha_set(scheduler, snap["state"])
+    if kind == "hyperband":
+        return _hyperband_set(scheduler, snap["state"])
+    if kind == "median":
+        return _median_set(scheduler, snap["state"])
+    return Reattach()

@@ -1,0 +1,187 @@
+"""What a user writes: their own PyTorch trainable (a tiny MLP defined here) plus OHGW in a plain Tuner.
+
+The trainable's OHGW integration is the block between the two ``# --- OHGW`` markers
+(12 lines); the driver side is ``scheduler=OHGW(...)`` and ``callbacks=sched.callbacks()``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+import ray
+import torch
+import torch.nn.functional as F
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from torch import nn
+
+from ohgw import SGD, HyperGradProblem, SearchSpace, maybe_warm_start
+from ohgw.scheduler import OHGW
+
+SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
+
+
+def _data(seed: int = 0, n: int = 256):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    w = torch.randn(8, 3, generator=g)
+    return x, (x @ w).argmax(dim=1)
+
+
+def user_trainable(config):
+    """A user's own trainable: a 2-layer MLP on random 3-class data, SGD, one report per epoch."""
+    import tempfile
+
+    from ray.tune import Checkpoint
+
+    torch.manual_seed(0)
+    x, y = _data()
+    train, val = (x[:192], y[:192]), (x[192:], y[192:])
+    model = nn.Sequential(nn.Linear(8, 16), nn.SiLU(), nn.Linear(16, 3))
+
+    # --- OHGW: the integration a user adds (12 lines) ---
+    def loss(params, buffers, batch, hp=None):
+        return F.cross_entropy(torch.func.functional_call(model, (params, buffers), (batch[0],)), batch[1])
+
+    problem = HyperGradProblem(model, train_loss=loss, val_loss=loss, update_rule=SGD())
+    record = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:  # warm-start only at the start of training, never on resume
+        config, record = maybe_warm_start(config, problem, ((x[:64], y[:64]), (x[192:256], y[192:256])))
+    first_report = record.flat() if record is not None else {}
+    # --- OHGW: end ---
+
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], weight_decay=config["wd"])
+    start = 0
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            state = torch.load(f"{d}/state.pt")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["epoch"]
+    for epoch in range(start, config["max_t"]):
+        for i in range(0, 192, 32):
+            opt.zero_grad()
+            F.cross_entropy(model(train[0][i : i + 32]), train[1][i : i + 32]).backward()
+            opt.step()
+        with torch.no_grad():
+            acc = float((model(val[0]).argmax(1) == val[1]).float().mean())
+        with tempfile.TemporaryDirectory() as d:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1}, f"{d}/state.pt")
+            tune.report({"val_acc": acc, **first_report}, checkpoint=Checkpoint.from_directory(d))
+        first_report = {}
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    # Ray workers cannot import test modules: ship this module's functions by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.mark.ray
+def test_warm_start_reaches_the_trainable_and_the_results_show_x_prime(ray_runtime, tmp_path):
+    sched = OHGW(ASHAScheduler(max_t=3, grace_period=1, reduction_factor=2), SPACE, mode="hypergrad",
+                 step_rule="normalized", seed=11)
+    tuner = tune.Tuner(
+        user_trainable,
+        param_space={**SPACE.param_space(), "max_t": 3},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=4, reuse_actors=True),
+        run_config=tune.RunConfig(name="user", storage_path=str(tmp_path), callbacks=sched.callbacks(), verbose=0),
+    )
+    grid = tuner.fit()
+    assert grid.num_errors == 0 and len(grid) == 4
+    df = grid.get_dataframe()
+    x_primes = {}
+    for result in grid:
+        first = result.metrics_dataframe.iloc[0]
+        x = {n: first[f"ohgw/x/{n}"] for n in SPACE.names}
+        x_prime = {n: first[f"ohgw/x_prime/{n}"] for n in SPACE.names}
+        assert first["ohgw/mode"] == "hypergrad"
+        x_primes[result.metrics["trial_id"]] = x_prime
+        assert any(not math.isclose(x[n], x_prime[n], rel_tol=1e-9) for n in SPACE.names)
+        # the largest normalized move is exactly eta_h = 0.05 of the range in u
+        du = [abs(SPACE[n].to_u(x_prime[n]) - SPACE[n].to_u(x[n])) / SPACE[n].u_range for n in SPACE.names]
+        assert max(du) == pytest.approx(0.05, rel=1e-6) or any(
+            SPACE[n].to_u(x_prime[n]) in (SPACE[n].u_low, SPACE[n].u_high) for n in SPACE.names
+        )
+        # result.config (callback), get_dataframe() (trial.config) all show x'; x and g are kept
+        assert result.config["lr"] == pytest.approx(x_prime["lr"]) and result.config["wd"] == pytest.approx(x_prime["wd"])
+        assert result.config["ohgw_x"] == pytest.approx(x)
+        row = df[df["trial_id"] == result.metrics["trial_id"]].iloc[0]
+        assert row["config/lr"] == pytest.approx(x_prime["lr"])
+        assert row["config/ohgw_x/lr"] == pytest.approx(x["lr"])
+        assert row["config/ohgw_g/lr"] == pytest.approx(first["ohgw/g/lr"])
+        assert row["config/ohgw/applied"] == "hypergrad" and row["config/ohgw/mode"] == "none"
+    # trial.config (what the progress table reads) holds x'
+    for trial in grid._experiment_analysis.trials:
+        assert {n: trial.config[n] for n in SPACE.names} == pytest.approx(x_primes[trial.trial_id])
+    assert sorted(t.config["ohgw"]["trial_index"] for t in grid._experiment_analysis.trials) == [0, 1, 2, 3]
+
+
+@pytest.mark.ray
+def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_runtime, tmp_path):
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from ohgw.searcher import OHGWSearcher
+
+    sched = OHGW(ASHAScheduler(max_t=2, grace_period=1, reduction_factor=2), SPACE, step_rule="normalized", seed=2)
+    optuna_search = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
+    tuner = tune.Tuner(
+        user_trainable,
+        param_space={**SPACE.param_space(), "max_t": 2},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=4, reuse_actors=True,
+                                    search_alg=ConcurrencyLimiter(OHGWSearcher(optuna_search), max_concurrent=2)),
+        run_config=tune.RunConfig(name="optuna", storage_path=str(tmp_path), callbacks=sched.callbacks(), verbose=0),
+    )
+    grid = tuner.fit()
+    assert grid.num_errors == 0 and len(grid) == 4
+    # the driver's searcher object is the one Tune used (Tuner.fit runs in this process)
+    study = optuna_search._ot_study
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(complete) == 4 and len(failed) == 4 and all(t.user_attrs["ohgw_superseded"] for t in failed)
+    by_id = {t.user_attrs["ray_trial_id"]: t for t in complete}
+    for result in grid:
+        t = by_id[result.metrics["trial_id"]]
+        assert t.params == pytest.approx({n: result.config[n] for n in SPACE.names})  # x', as trained
+        assert t.user_attrs["ohgw_x/lr"] == pytest.approx(result.config["ohgw_x"]["lr"])
+        assert t.value == pytest.approx(result.metrics["val_acc"])
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.parametrize("kind", ["hyperband", "pasha", "median", "fifo"])
+def test_every_supported_scheduler_runs_wrapped_in_a_real_tuner(ray_runtime, tmp_path, kind):
+    from ray.tune.schedulers import FIFOScheduler, HyperBandScheduler, MedianStoppingRule
+
+    from ohgw.pasha import PASHA
+
+    inner = {
+        "hyperband": lambda: HyperBandScheduler(max_t=3, reduction_factor=2),
+        "pasha": lambda: PASHA(max_t=8, grace_period=1, reduction_factor=2, max_concurrent=2),
+        "median": lambda: MedianStoppingRule(time_attr="training_iteration", grace_period=1, min_samples_required=1),
+        "fifo": FIFOScheduler,
+    }[kind]()
+    sched = OHGW(inner, SPACE, step_rule="normalized", seed=1)
+    # PASHA pauses trials, which count as live for max_concurrent_trials: it limits concurrency itself
+    concurrency = {} if kind == "pasha" else {"max_concurrent_trials": 2}
+    grid = tune.Tuner(
+        user_trainable,
+        param_space={**SPACE.param_space(), "max_t": 8 if kind == "pasha" else 3},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=4,
+                                    reuse_actors=True, **concurrency),
+        run_config=tune.RunConfig(name=kind, storage_path=str(tmp_path), callbacks=sched.callbacks(), verbose=0),
+    ).fit()
+    assert grid.num_errors == 0 and len(grid) == 4
+    assert len(sched.records) == 4
+    for result in grid:
+        assert result.config["ohgw"]["applied"] == "hypergrad"
+        assert result.config["lr"] == pytest.approx(sched.records[result.metrics["trial_id"]]["x_prime"]["lr"])
