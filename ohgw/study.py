@@ -1,0 +1,214 @@
+"""One study: a (method, seed) Tune run with an equal budget, recorded for export.
+
+:func:`run_study` is what the runner executes (inside a Ray task with
+``num_cpus=0``); it drives one ``tune.Tuner`` with a unique trainable and run
+name and returns the study's three tables as DataFrames.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from .methods import SchedulerArgs, parse_method
+from .space import SearchSpace
+from .study_tap import INDEX_KEY, BudgetStopper, StudyLedger, StudyRecorder, StudyTap
+from .warmstart import WarmStartSettings
+
+BUDGET_KINDS = ("epochs", "seconds")
+SEARCHERS = ("random", "optuna")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything the studies of one experiment share. Budgets: epoch-equivalents or wall seconds."""
+
+    experiment: str
+    space: SearchSpace
+    base_config: dict  # fixed trainable config (dataset, batch_size, max_t, ...)
+    metric: str = "val_acc"
+    mode: str = "max"
+    metric_range: tuple[float, float] = (0.0, 1.0)
+    max_t: int = 9
+    grace_period: int = 1
+    reduction_factor: int = 3
+    budget_kind: str = "epochs"
+    budget: float = 60.0
+    tau: float = 0.9
+    searcher: str = "random"
+    warm_start: WarmStartSettings = field(default_factory=lambda: WarmStartSettings(step_rule="normalized"))
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    trials_per_study: int = 1  # concurrent trials inside one study
+    reuse_actors: bool = True
+    max_failures: int = 1
+
+    def __post_init__(self) -> None:
+        if self.budget_kind not in BUDGET_KINDS:
+            raise ValueError(f"budget_kind must be one of {BUDGET_KINDS}, got {self.budget_kind!r}")
+        if not (isinstance(self.budget, int | float) and math.isfinite(self.budget) and self.budget > 0):
+            raise ValueError(f"budget must be > 0, got {self.budget}")
+        lo, hi = self.metric_range
+        if not (lo <= self.tau <= hi):
+            raise ValueError(f"tau {self.tau} is outside the range [{lo}, {hi}] of metric {self.metric!r}")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        if self.searcher not in SEARCHERS:
+            raise ValueError(f"searcher must be one of {SEARCHERS}, got {self.searcher!r}")
+        if self.max_t < self.grace_period or self.grace_period < 1:
+            raise ValueError(f"need 1 <= grace_period <= max_t, got grace_period={self.grace_period}, max_t={self.max_t}")
+        if self.trials_per_study < 1:
+            raise ValueError(f"trials_per_study must be >= 1, got {self.trials_per_study}")
+        if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
+            raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
+
+    def fingerprint(self) -> dict:
+        """What identifies the experiment: a results directory must hold one fingerprint only."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("space", "warm_start", "reuse_actors", "max_failures")}
+        d["space"] = self.space.to_dict()
+        d["warm_start"] = self.warm_start.to_dict()
+        d["metric_range"] = list(self.metric_range)
+        return d
+
+
+def study_id(experiment: str, method: str, seed: int) -> str:
+    return f"{experiment}/{method}/seed={seed}"
+
+
+def _searcher(cfg: ExperimentConfig, seed: int, limit: int | None):
+    """The seeded searcher; ``limit`` caps live trials (None for schedulers that hold trials themselves)."""
+    if cfg.searcher == "random":
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=seed, max_concurrent=limit or 0)
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(metric=cfg.metric, mode=cfg.mode, sampler=optuna.samplers.TPESampler(seed=seed))
+    return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit else searcher
+
+
+def max_trials(cfg: ExperimentConfig) -> int:
+    """An upper bound on the trials a study can start: each new trial costs at least one grace period.
+
+    Wall-clock budgets have no such bound; they get a generous cap.
+    """
+    if cfg.budget_kind == "epochs":
+        return int(math.ceil(cfg.budget / cfg.grace_period)) + cfg.trials_per_study
+    return 10_000
+
+
+def _resources(cfg: ExperimentConfig, group_label: str | None):
+    from ray import tune
+
+    bundle = {"CPU": cfg.cpus_per_trial}
+    if cfg.gpus_per_trial:
+        bundle["GPU"] = cfg.gpus_per_trial
+    if group_label is None:
+        return tune.PlacementGroupFactory([bundle])
+    from .cluster import GROUP_LABEL
+
+    return tune.PlacementGroupFactory([bundle], bundle_label_selector=[{GROUP_LABEL: group_label}])
+
+
+def _named(fn: Callable, name: str) -> Callable:
+    """The trainable under a unique name: concurrent Tuners must not share registrations."""
+
+    def trainable(config):
+        return fn(config)
+
+    trainable.__name__ = trainable.__qualname__ = name
+    return trainable
+
+
+def run_study(
+    cfg: ExperimentConfig,
+    trainable: Callable,
+    method_name: str,
+    seed: int,
+    storage_dir: str,
+    group_label: str | None = None,
+    verbose: int = 0,
+) -> dict[str, pd.DataFrame]:
+    """Run one study to the end of its budget; returns {'iterations', 'trials', 'studies'} DataFrames."""
+    from ray import tune
+
+    from .export import git_commit, hardware_info, package_versions, study_tables
+
+    method = parse_method(method_name)
+    sched_args = SchedulerArgs(cfg.metric, cfg.mode, cfg.max_t, cfg.grace_period, cfg.reduction_factor,
+                               cfg.trials_per_study)
+    limit = None if method.self_limiting else cfg.trials_per_study
+    inner = method.make_scheduler(sched_args)
+    settings = method.warm_start(cfg.warm_start)
+    callbacks = []
+    if settings.mode != "none":
+        from .scheduler import OHGW
+
+        inner = OHGW(inner, space=cfg.space, mode=settings.mode, eta_h=settings.eta_h, step_rule=settings.step_rule,
+                     hyper_steps=settings.hyper_steps, lookahead=settings.lookahead,
+                     batch_size=settings.batch_size, seed=seed)
+        callbacks.extend(inner.callbacks())
+    ledger = StudyLedger(study_seed=seed, budget_kind=cfg.budget_kind, budget=float(cfg.budget))
+    scheduler = StudyTap(inner, ledger)
+    recorder = StudyRecorder(ledger, cfg.space.names, cfg.metric)
+    name = f"study-{cfg.experiment}-{method_name}-s{seed}".replace("+", "_").replace("@", "_").replace("=", "")
+    run_dir = os.path.join(storage_dir, name)
+    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt is redone from scratch
+    param_space = {**cfg.base_config, **cfg.space.param_space(), "max_t": cfg.max_t}
+    start = datetime.now(timezone.utc)
+    t0 = time.time()
+    ledger.t0 = t0
+    tuner = tune.Tuner(
+        tune.with_resources(_named(trainable, name), _resources(cfg, group_label)),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            scheduler=scheduler,  # carries metric and mode
+            search_alg=_searcher(cfg, seed, limit),
+            num_samples=max_trials(cfg),
+            max_concurrent_trials=limit,
+            reuse_actors=cfg.reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_dir,
+            stop=BudgetStopper(ledger),
+            callbacks=[recorder, *callbacks],
+            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            verbose=verbose,
+        ),
+    )
+    tuner.fit()
+    end = datetime.now(timezone.utc)
+    meta = {
+        "study_id": study_id(cfg.experiment, method_name, seed),
+        "vanilla_method": method.vanilla,
+        "metric": cfg.metric,
+        "mode": cfg.mode,
+        "budget_kind": cfg.budget_kind,
+        "budget": float(cfg.budget),
+        "tau": float(cfg.tau),
+        "max_t": int(cfg.max_t),
+        "start_time": start.isoformat(),
+        "end_time": end.isoformat(),
+        "completed": True,
+        "wall_s": time.time() - t0,
+        "budget_exhausted": ledger.exhausted_at is not None,
+        "group": group_label or "",
+        "cpus_per_trial": float(cfg.cpus_per_trial),
+        "gpus_per_trial": float(cfg.gpus_per_trial),
+        "start_ts": t0,
+        **hardware_info(),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "index_key": INDEX_KEY,
+    }
+    return study_tables(meta, recorder, ledger, cfg)

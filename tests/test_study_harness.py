@@ -1,0 +1,155 @@
+"""The study harness on real Ray: a small ASHA vs ASHA+OHGW experiment with the digits trainable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+import pytest
+
+from ohgw.runner import run_experiment
+from ohgw.schema import REQUIRED_COLUMNS, read_table
+from ohgw.space import SearchSpace
+from ohgw.study import ExperimentConfig
+from ohgw.warmstart import WarmStartSettings
+
+pytestmark = pytest.mark.ray
+
+METHODS = ["asha", "asha+ohgw"]
+SEEDS = [0, 1]
+
+
+def small_config(**kw) -> ExperimentConfig:
+    base = dict(
+        experiment="harness-test",
+        space=SearchSpace.default(),
+        base_config={"dataset": "digits", "batch_size": 128, "width": 1},
+        max_t=3,
+        budget=6.0,
+        tau=0.5,
+        warm_start=WarmStartSettings(step_rule="normalized"),
+    )
+    base.update(kw)
+    return ExperimentConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, ray_local):
+    from trainables.classification import train_classifier
+
+    out = tmp_path_factory.mktemp("results")
+    cfg = small_config()
+    summary = run_experiment(cfg, train_classifier, METHODS, SEEDS, out, quiet=True)
+    return cfg, out, summary
+
+
+def _hashes(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.glob("*/experiment=*/method=*/seed=*/part-0.parquet"))}
+
+
+def test_all_studies_ran_and_schema(experiment):
+    cfg, out, summary = experiment
+    assert summary.ran == 4 and not summary.failed
+    for table, required in REQUIRED_COLUMNS.items():
+        df = read_table(out, table)
+        assert set(required) <= set(df.columns), table
+        assert sorted(df[["method", "seed"]].drop_duplicates().itertuples(index=False)) == sorted(
+            (m, s) for m in METHODS for s in SEEDS), table
+        # the same files read with plain pandas and pyarrow.dataset
+        assert len(pd.read_parquet(out / table)) == len(df)
+        assert pads.dataset(out / table, partitioning="hive").count_rows() == len(df)
+    it = read_table(out, "iterations")
+    for psi in cfg.space.names:
+        assert {f"x.{psi}", f"x_prime.{psi}", f"g.{psi}"} <= set(it.columns)
+    st = read_table(out, "studies")
+    assert st["completed"].all() and (st["experiment"] == "harness-test").all()
+    assert set(st.loc[st["method"] == "asha+ohgw", "vanilla_method"]) == {"asha"}
+    assert json.loads(st["versions"].iloc[0])["ray"].startswith("2.")
+
+
+def test_pairing_same_configs_in_creation_order(experiment):
+    cfg, out, _ = experiment
+    tr = read_table(out, "trials")
+    for seed in SEEDS:
+        a = tr[(tr.method == "asha") & (tr.seed == seed)].sort_values("trial_index")
+        b = tr[(tr.method == "asha+ohgw") & (tr.seed == seed)].sort_values("trial_index")
+        n = min(len(a), len(b))
+        assert n >= 2
+        for psi in cfg.space.names:
+            np.testing.assert_array_equal(a[f"x.{psi}"].to_numpy()[:n], b[f"x.{psi}"].to_numpy()[:n])
+    # and different seeds sample different configs
+    s0 = tr[(tr.method == "asha") & (tr.seed == 0)].sort_values("trial_index")["x.lr"].iloc[0]
+    s1 = tr[(tr.method == "asha") & (tr.seed == 1)].sort_values("trial_index")["x.lr"].iloc[0]
+    assert s0 != s1
+
+
+def test_warm_start_moves_configs_only_in_ohgw_studies(experiment):
+    cfg, out, _ = experiment
+    tr = read_table(out, "trials")
+    van, ohgw = tr[tr.method == "asha"], tr[tr.method == "asha+ohgw"]
+    shift = lambda df: np.abs(df[[f"x_prime.{p}" for p in cfg.space.names]].to_numpy()  # noqa: E731
+                              - df[[f"x.{p}" for p in cfg.space.names]].to_numpy()).max(axis=1)
+    assert (shift(van) == 0).all()
+    assert (shift(ohgw) > 0).all()
+    assert (ohgw["ws_compute_s"] > 0).all() and (van["ws_compute_s"] == 0).all()
+
+
+def test_budget_accounting(experiment):
+    cfg, out, _ = experiment
+    st, tr, it = (read_table(out, t) for t in ("studies", "trials", "iterations"))
+    for _, s in st.iterrows():
+        trials = tr[(tr.method == s.method) & (tr.seed == s.seed)]
+        # the study total is the sum of its trials' epoch-equivalents (warm-starts included) ...
+        assert s.epoch_equiv == pytest.approx(trials["trial_epoch_equiv"].sum())
+        # ... and overshoots the budget by less than one trial-epoch (its first epoch plus its warm-start)
+        rows = it[(it.method == s.method) & (it.seed == s.seed)]
+        first = rows[rows.epoch == 1]
+        one_trial_epoch = 1.0 + float((first["trial_epoch_equiv"] - 1.0).max())
+        assert cfg.budget <= s.epoch_equiv <= cfg.budget + one_trial_epoch + 1e-9
+        assert s.budget_exhausted
+        if s.method == "asha+ohgw":
+            assert s.epoch_equiv > rows.groupby("trial_id")["epoch"].max().sum()  # warm-start cost is in it
+    assert set(tr["status"]) <= {"COMPLETED", "PRUNED", "STOPPED_BY_BUDGET", "DIVERGED"}
+    assert "STOPPED_BY_BUDGET" in set(tr["status"])
+
+
+def test_no_oversubscription(experiment):
+    """From recorded trial intervals: at no moment do running trials hold more CPUs than the machine."""
+    _, out, _ = experiment
+    tr = read_table(out, "trials")
+    st = read_table(out, "studies").set_index(["method", "seed"])
+    events = []
+    for _, t in tr.iterrows():
+        cpus = st.loc[(t.method, t.seed), "cpus_per_trial"]
+        events += [(t.start_ts + 1e-3, cpus), (t.end_ts - 1e-3, -cpus)]
+    level = peak = 0.0
+    for _, d in sorted(events, key=lambda e: (e[0], e[1])):
+        level += d
+        peak = max(peak, level)
+    assert peak <= 2.0  # the local Ray of the fixture has 2 CPUs
+
+
+def test_rerun_skips_completed_studies_bit_identically(experiment):
+    from trainables.classification import train_classifier
+
+    cfg, out, _ = experiment
+    before = _hashes(out)
+    summary = run_experiment(cfg, train_classifier, METHODS, SEEDS, out, quiet=True)
+    assert summary.ran == 0 and summary.skipped == 4
+    assert _hashes(out) == before
+
+
+def test_directory_of_another_experiment_is_refused(experiment):
+    from trainables.classification import train_classifier
+
+    cfg, out, _ = experiment
+    before = sorted(p for p in out.rglob("*"))
+    other = small_config(budget=7.0)
+    with pytest.raises(ValueError, match="holds experiment 'harness-test' with other settings .*budget"):
+        run_experiment(other, train_classifier, METHODS, SEEDS, out, quiet=True)
+    assert sorted(p for p in out.rglob("*")) == before
