@@ -45,6 +45,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
 from .adjusted import adjusted_from_result, apply_adjusted, is_recorded
+from .delegating import DelegatingScheduler
 from .scheduler_state import Reattach, reload, snapshot
 from .space import SearchSpace
 from .warmstart import CONFIG_KEY, WarmStartSettings, make_instruction
@@ -60,7 +61,7 @@ def trial_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-class OHGW(TrialScheduler):
+class OHGW(DelegatingScheduler):
     """Wrap ``scheduler`` so that every trial is warm-started once, then scheduled as before.
 
     Args:
@@ -106,8 +107,7 @@ class OHGW(TrialScheduler):
             batch_size=batch_size,
             seed=int(seed),
         )
-        super().__init__()
-        self.scheduler = scheduler
+        super().__init__(scheduler)
         self.space = space
         self._n_added = 0  # trials injected so far: the next trial's creation index
         self._seen: set[str] = set()  # every trial id passed to on_trial_add
@@ -140,19 +140,7 @@ class OHGW(TrialScheduler):
             out.append(SchedulerStateCallback(self))
         return out
 
-    # ---- delegated properties -----------------------------------------------------
-    @property
-    def metric(self):
-        return self.scheduler.metric
-
-    @property
-    def supports_buffered_results(self):
-        return self.scheduler.supports_buffered_results
-
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
-        return self.scheduler.set_search_properties(metric, mode, **spec)
-
-    # ---- hooks --------------------------------------------------------------------
+    # ---- hooks (the others are delegated by DelegatingScheduler) --------------------------------------------------------------------
     def _instruction(self, index: int) -> dict:
         settings = WarmStartSettings.from_dict({**self._settings.to_dict(), "seed": trial_seed(self._settings.seed, index)})
         return {**make_instruction(self.space, settings), "trial_index": index}
@@ -195,15 +183,6 @@ class OHGW(TrialScheduler):
     def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
         self._record(trial, result)
         self.scheduler.on_trial_complete(tune_controller, trial, result)
-
-    def on_trial_error(self, tune_controller, trial: Trial) -> None:
-        self.scheduler.on_trial_error(tune_controller, trial)
-
-    def on_trial_remove(self, tune_controller, trial: Trial) -> None:
-        self.scheduler.on_trial_remove(tune_controller, trial)
-
-    def choose_trial_to_run(self, tune_controller) -> Trial | None:
-        return self.scheduler.choose_trial_to_run(tune_controller)
 
     def debug_string(self) -> str:
         s = self._settings

@@ -21,6 +21,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.stopper import Stopper
 
+from .delegating import DelegatingScheduler
 from .warmstart import CONFIG_KEY
 
 INDEX_KEY = "trial_index"
@@ -64,14 +65,13 @@ class StudyLedger:
         return time.time() - self.t0 >= self.budget
 
 
-class StudyTap(TrialScheduler):
+class StudyTap(DelegatingScheduler):
     """Delegating wrapper: trial numbering + seeds at creation, decision notes on results."""
 
     def __init__(self, inner: TrialScheduler, ledger: StudyLedger) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._ledger = ledger
 
-    # --- the two hooks we observe --------------------------------------------------
     def on_trial_add(self, tune_controller, trial) -> None:
         led = self._ledger
         if trial.trial_id not in led.trial_index:
@@ -80,47 +80,14 @@ class StudyTap(TrialScheduler):
         idx = led.trial_index[trial.trial_id]
         if trial.config.get(INDEX_KEY) != idx:
             trial.set_config({**trial.config, INDEX_KEY: idx, "seed": trial_seed(led.study_seed, idx)})
-        self._inner.on_trial_add(tune_controller, trial)
+        self.scheduler.on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        decision = self._inner.on_trial_result(tune_controller, trial, result)
+        decision = self.scheduler.on_trial_result(tune_controller, trial, result)
         it = int(result.get("training_iteration", 0))
         self._ledger.decisions[(trial.trial_id, it)] = decision
         self._ledger.last_decision[trial.trial_id] = decision
         return decision
-
-    # --- pure delegation -------------------------------------------------------------
-    def set_search_properties(self, metric, mode, **spec) -> bool:
-        return self._inner.set_search_properties(metric, mode, **spec)
-
-    @property
-    def metric(self):
-        return self._inner.metric
-
-    @property
-    def supports_buffered_results(self):
-        return self._inner.supports_buffered_results
-
-    def on_trial_error(self, tune_controller, trial) -> None:
-        self._inner.on_trial_error(tune_controller, trial)
-
-    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
-        self._inner.on_trial_complete(tune_controller, trial, result)
-
-    def on_trial_remove(self, tune_controller, trial) -> None:
-        self._inner.on_trial_remove(tune_controller, trial)
-
-    def choose_trial_to_run(self, tune_controller):
-        return self._inner.choose_trial_to_run(tune_controller)
-
-    def debug_string(self) -> str:
-        return self._inner.debug_string()
-
-    def save(self, checkpoint_path: str):
-        return self._inner.save(checkpoint_path)
-
-    def restore(self, checkpoint_path: str):
-        return self._inner.restore(checkpoint_path)
 
 
 class BudgetStopper(Stopper):
