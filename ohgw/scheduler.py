@@ -37,7 +37,6 @@ True
 from __future__ import annotations
 
 import logging
-import pickle
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,7 +45,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from .adjusted import adjusted_from_result, apply_adjusted, is_recorded
 from .delegating import DelegatingScheduler
-from .scheduler_state import Reattach, reload, snapshot
+from .scheduler_state import Reattach, StateFile, reload, snapshot
 from .space import SearchSpace
 from .warmstart import CONFIG_KEY, WarmStartSettings, make_instruction
 
@@ -61,7 +60,7 @@ def trial_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-class OHGW(DelegatingScheduler):
+class OHGW(StateFile, DelegatingScheduler):
     """Wrap ``scheduler`` so that every trial is warm-started once, then scheduled as before.
 
     Args:
@@ -220,11 +219,3 @@ class OHGW(DelegatingScheduler):
             self._reattach = Reattach()
         else:
             self._reattach = Reattach(self._seen, inner)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))

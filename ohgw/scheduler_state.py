@@ -31,6 +31,7 @@ What is restored, by kind:
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -252,3 +253,15 @@ def reload(scheduler: TrialScheduler, snap: dict) -> Reattach:
     if kind == "median":
         return _median_set(scheduler, snap["state"])
     return Reattach()
+
+
+class StateFile:
+    """``save``/``restore`` to a file through the class's own ``get_state``/``set_state``."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))

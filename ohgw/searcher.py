@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 from typing import Any
 
 from ray.tune.search import Searcher
 from ray.tune.utils import flatten_dict
 
 from .adjusted import adjusted_from_result
+from .scheduler_state import StateFile
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _optuna_of(searcher: Searcher):
     return None
 
 
-class OHGWSearcher(Searcher):
+class OHGWSearcher(StateFile, Searcher):
     """Wrap ``searcher`` so that warm-started trials are reported to it at x′.
 
     Args:
@@ -186,14 +186,6 @@ class OHGWSearcher(Searcher):
         self._adjusted = state["adjusted"]
         self._intermediate = state["intermediate"]
         self.replaced = state["replaced"]
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))
 
 
 def _first_set(searcher: Searcher, attr: str) -> Any:

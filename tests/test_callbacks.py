@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-import ray
 import torch
 import torch.nn.functional as F
 from ray import tune
@@ -132,15 +130,6 @@ class InterruptOnce(Callback):
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
-@pytest.fixture(scope="module")
-def ray_runtime():
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-
-
 def _pasha():
     from ohgw.pasha import PASHA
 
@@ -151,7 +140,7 @@ def _pasha():
 @pytest.mark.parametrize(
     "kind", ["asha", pytest.param("pasha", marks=pytest.mark.slow)]
 )
-def test_interrupted_and_restored_run_keeps_state_and_never_warm_starts_twice(ray_runtime, tmp_path, kind):
+def test_interrupted_and_restored_run_keeps_state_and_never_warm_starts_twice(ray_local, tmp_path, kind):
     ws_dir = tmp_path / "ws"
     ws_dir.mkdir()
     inner = ASHAScheduler(max_t=3, grace_period=1, reduction_factor=2) if kind == "asha" else _pasha()

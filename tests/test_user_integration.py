@@ -7,10 +7,8 @@ The trainable's OHGW integration is the block between the two ``# --- OHGW`` mar
 from __future__ import annotations
 
 import math
-import sys
 
 import pytest
-import ray
 import torch
 import torch.nn.functional as F
 from ray import tune
@@ -74,18 +72,8 @@ def user_trainable(config):
         first_report = {}
 
 
-@pytest.fixture(scope="module")
-def ray_runtime():
-    # Ray workers cannot import test modules: ship this module's functions by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-
-
 @pytest.mark.ray
-def test_warm_start_reaches_the_trainable_and_the_results_show_x_prime(ray_runtime, tmp_path):
+def test_warm_start_reaches_the_trainable_and_the_results_show_x_prime(ray_local, tmp_path):
     sched = OHGW(ASHAScheduler(max_t=3, grace_period=1, reduction_factor=2), SPACE, mode="hypergrad",
                  step_rule="normalized", seed=11)
     tuner = tune.Tuner(
@@ -125,7 +113,7 @@ def test_warm_start_reaches_the_trainable_and_the_results_show_x_prime(ray_runti
 
 
 @pytest.mark.ray
-def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_runtime, tmp_path):
+def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_local, tmp_path):
     import optuna
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
@@ -159,7 +147,7 @@ def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_runtime, tmp_path):
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.parametrize("kind", ["hyperband", "pasha", "median", "fifo"])
-def test_every_supported_scheduler_runs_wrapped_in_a_real_tuner(ray_runtime, tmp_path, kind):
+def test_every_supported_scheduler_runs_wrapped_in_a_real_tuner(ray_local, tmp_path, kind):
     from ray.tune.schedulers import FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
     from ohgw.pasha import PASHA
