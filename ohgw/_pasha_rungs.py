@@ -240,28 +240,32 @@ class PashaRungs:
         Returns ``(trial_id, resume_from, milestone)`` and marks the trial running, or None (then
         a new trial should start).
         """
-        next_milestone = self.max_t
-        for pos in range(len(self._rungs) - 1, -1, -1):
-            rung = self._rungs[pos]
-            if rung.level < self._current_max_t:
-                found = self._promotable(rung)
-                if found is not None:
-                    entry = rung.pop(found)
-                    rung.add(entry[0], entry[1], promoted=True)
-                    self._running[entry[0]] = {"milestone": next_milestone, "resume_from": rung.level}
-                    return entry[0], rung.level, next_milestone
-            next_milestone = rung.level
-        return None
+        scan = self._scan()
+        if scan is None:
+            return None
+        rung, found, next_milestone = scan
+        entry = rung.pop(found)
+        rung.add(entry[0], entry[1], promoted=True)
+        self._running[entry[0]] = {"milestone": next_milestone, "resume_from": rung.level}
+        return entry[0], rung.level, next_milestone
 
     def promotable(self) -> tuple[str, int, int] | None:
         """What :meth:`schedule` would return, without changing anything."""
+        scan = self._scan()
+        if scan is None:
+            return None
+        rung, found, next_milestone = scan
+        return rung.entries[found][0], rung.level, next_milestone
+
+    def _scan(self):
+        """(rung, entry position, next milestone) of the promotion to make now, or None."""
         next_milestone = self.max_t
         for pos in range(len(self._rungs) - 1, -1, -1):
             rung = self._rungs[pos]
             if rung.level < self._current_max_t:
                 found = self._promotable(rung)
                 if found is not None:
-                    return rung.entries[found][0], rung.level, next_milestone
+                    return rung, found, next_milestone
             next_milestone = rung.level
         return None
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .methods import SchedulerArgs, parse_method
 from .space import SearchSpace
-from .study_tap import INDEX_KEY, BudgetStopper, StudyLedger, StudyRecorder, StudyTap
+from .study_tap import BudgetStopper, StudyLedger, StudyRecorder, StudyTap
 from .warmstart import WarmStartSettings
 
 BUDGET_KINDS = ("epochs", "seconds")
@@ -209,6 +209,5 @@ def run_study(
         **hardware_info(),
         "versions": package_versions(),
         "git_commit": git_commit(),
-        "index_key": INDEX_KEY,
     }
     return study_tables(meta, recorder, ledger, cfg)

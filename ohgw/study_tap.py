@@ -22,7 +22,6 @@ from ray.tune.schedulers import TrialScheduler
 from ray.tune.stopper import Stopper
 
 from .delegating import DelegatingScheduler
-from .warmstart import CONFIG_KEY
 
 INDEX_KEY = "trial_index"
 
@@ -151,7 +150,7 @@ class StudyRecorder(Callback):
         self.rows.append(row)
 
     def _end(self, trial, status: str) -> None:
-        self.trials[trial.trial_id] = {"tune_status": status, "config": {k: v for k, v in trial.config.items() if k != CONFIG_KEY}}
+        self.trials[trial.trial_id] = {"tune_status": status}
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._end(trial, "TERMINATED")
