@@ -40,7 +40,7 @@ def main() -> None:
     from ohgw.analysis import AnalysisWarning, analyze, compute, load_results
     from ohgw.analysis.report import figures, render_html
     from ohgw.analysis.summary import write_json
-    from ohgw.analysis.synthetic import generate
+    from ohgw.testing.synthetic_results import generate
 
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ohgw-bench-"))
     results = base / "results"

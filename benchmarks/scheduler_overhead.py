@@ -3,7 +3,7 @@
 PASHA part: 1,000 simulated trials x 27 epochs (eta 3, rungs 1/3/9) on W asynchronous workers with
 random, criss-crossing learning curves. It times
 
-- ``core``: :class:`ohgw._pasha_rungs.PashaRungs` alone (report + schedule), PASHA and
+- ``core``: :class:`ohgw.pasha.rungs.PashaRungs` alone (report + schedule), PASHA and
   promotion-type ASHA (``progressive=False``) on the same curves;
 - ``tune``: :class:`ohgw.pasha.PASHA` as Tune drives it (``on_trial_add``, ``on_trial_result``,
   ``choose_trial_to_run`` every controller step) through a minimal stand-in controller;
@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from ohgw._pasha_rungs import PashaRungs
 from ohgw.pasha import PASHA
+from ohgw.pasha.rungs import PashaRungs
 
 
 def make_curves(n_trials: int, max_t: int, seed: int = 0, noise: float = 0.02) -> dict[str, list[float]]:

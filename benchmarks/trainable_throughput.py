@@ -39,10 +39,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from ohgw.augment import magnitude_augment, sample_draws
-from ohgw.losses import smoothed_cross_entropy
 from trainables.classification import ClassificationRun, resolve_device
-from trainables.models import resnet20
+from trainables.classification.augment import magnitude_augment, sample_draws
+from trainables.classification.losses import smoothed_cross_entropy
+from trainables.classification.models import resnet20
 
 
 class UInt8Images(Dataset):

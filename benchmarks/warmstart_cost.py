@@ -27,13 +27,13 @@ CIFAR_STEPS_PER_EPOCH = 50_000 // 128  # 390 full batches at batch 128 (the trai
 def _child(setting: str, repeats: int, device: str) -> dict:
     import torch
 
-    from ohgw.augment import magnitude_augment, sample_draws
     from ohgw.cost import peak_rss_mib
-    from ohgw.losses import smoothed_cross_entropy
     from ohgw.space import SearchSpace
     from ohgw.warmstart import WarmStartSettings, warm_start
     from trainables.classification import make_problem
-    from trainables.models import resnet20
+    from trainables.classification.augment import magnitude_augment, sample_draws
+    from trainables.classification.losses import smoothed_cross_entropy
+    from trainables.classification.models import resnet20
 
     torch.manual_seed(0)
     dev = torch.device(device)

@@ -1,7 +1,7 @@
 """Scheduler overhead of the OHGW wrapper: decisions per second, bare vs wrapped, in one run.
 
 1,000 simulated trials × up to 27 epochs are fed through each scheduler's hooks by
-:class:`ohgw.replay.Replay` (one worker, no Ray runtime, as Ray's scheduler tests
+:class:`ohgw.testing.replay.Replay` (one worker, no Ray runtime, as Ray's scheduler tests
 do). Every trial's first result carries the ``ohgw/x_prime/<ψ>`` keys, so the
 wrapper records x′ for all of them. Also timed: one ``get_state()`` snapshot of the
 finished wrapper (what ``SchedulerStateCallback`` saves at each experiment checkpoint)
@@ -26,9 +26,9 @@ import time
 import numpy as np
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
-from ohgw.replay import Replay
-from ohgw.scheduler import OHGW
 from ohgw.space import SearchSpace
+from ohgw.testing.replay import Replay
+from ohgw.tune.wrapper import OHGW
 
 SPACE = SearchSpace.default()
 

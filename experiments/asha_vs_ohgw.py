@@ -7,7 +7,8 @@ Run with ``--help`` for every flag.
 
 import sys
 
-from ohgw.cli import main
+from ohgw.studies.cli import main
+from trainables.classification import workload
 
 if __name__ == "__main__":
-    sys.exit(main("asha_vs_ohgw", ["asha", "asha+ohgw"], __doc__))
+    sys.exit(main("asha_vs_ohgw", workload(), ["asha", "asha+ohgw"], __doc__))

@@ -5,7 +5,8 @@ Same harness and flags as ``asha_vs_ohgw.py``; run with ``--help``.
 
 import sys
 
-from ohgw.cli import main
+from ohgw.studies.cli import main
+from trainables.classification import workload
 
 if __name__ == "__main__":
-    sys.exit(main("hyperband_vs_ohgw", ["hyperband", "hyperband+ohgw"], __doc__))
+    sys.exit(main("hyperband_vs_ohgw", workload(), ["hyperband", "hyperband+ohgw"], __doc__))

@@ -5,7 +5,8 @@ Same harness and flags as ``asha_vs_ohgw.py``; run with ``--help``.
 
 import sys
 
-from ohgw.cli import main
+from ohgw.studies.cli import main
+from trainables.classification import workload
 
 if __name__ == "__main__":
-    sys.exit(main("pasha_vs_ohgw", ["asha-promo", "pasha", "pasha+ohgw"], __doc__))
+    sys.exit(main("pasha_vs_ohgw", workload(), ["asha-promo", "pasha", "pasha+ohgw"], __doc__))

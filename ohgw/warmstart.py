@@ -33,14 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from .cost import Stopwatch
-from .hypergrad import HyperGradProblem, hypergradient
-from .space import SearchSpace
+from ohgw import protocol
+from ohgw.cost import Stopwatch
+from ohgw.hypergrad import HyperGradProblem, hypergradient
+from ohgw.space import SearchSpace
 
 MODES = ("hypergrad", "random", "none")
 STEP_RULES = ("raw", "normalized")
 DEFAULT_ETA_H = {"raw": 1e-3, "normalized": 0.05}
-CONFIG_KEY = "ohgw"  # where the scheduler plug-in puts the instruction in a trial's config
+# One default everywhere (settings, wrapper, harness, CLI): ``normalized``. The raw rule moves
+# log-lr by ~1e-4 and the other ψ by less (their hyper-gradients are ~10⁴ smaller), a no-op; a
+# default that does nothing would make "+OHGW" measure nothing. ``raw`` stays one argument away.
+DEFAULT_STEP_RULE = "normalized"
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class WarmStartSettings:
 
     mode: str = "hypergrad"
     eta_h: float | None = None
-    step_rule: str = "raw"
+    step_rule: str = DEFAULT_STEP_RULE
     hyper_steps: int = 1
     lookahead: int = 1
     batch_size: int = 128
@@ -104,24 +108,9 @@ class WarmStartRecord:
     nonfinite: bool = False
     reason: str = ""
 
-    def flat(self, prefix: str = "ohgw/") -> dict[str, Any]:
-        out: dict[str, Any] = {
-            f"{prefix}mode": self.mode,
-            f"{prefix}step_rule": self.step_rule,
-            f"{prefix}eta_h": self.eta_h,
-            f"{prefix}step_norm": self.step_norm,
-            f"{prefix}wall_s": self.wall_s,
-            f"{prefix}compute_s": self.compute_s,
-            f"{prefix}peak_rss_mib": self.peak_rss_mib,
-            f"{prefix}cuda_peak_mib": self.cuda_peak_mib,
-            f"{prefix}nonfinite": self.nonfinite,
-            f"{prefix}batch_size": self.batch_size,
-        }
-        for name in self.x:
-            out[f"{prefix}x/{name}"] = self.x[name]
-            out[f"{prefix}x_prime/{name}"] = self.x_prime[name]
-            out[f"{prefix}g/{name}"] = self.g.get(name, float("nan"))
-        return out
+    def flat(self) -> dict[str, Any]:
+        """The warm-start keys of the trial's first report (:func:`ohgw.protocol.warm_start_result`)."""
+        return protocol.warm_start_result(self.to_dict())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -179,7 +168,7 @@ def warm_start(
         x=dict(cont),
         x_prime=dict(cont),
         g={n: 0.0 for n in space.names},
-        untouched=sorted(k for k in rest if k != CONFIG_KEY),
+        untouched=sorted(k for k in rest if not protocol.is_protocol_key(k)),
     )
     if settings.mode == "none":
         return dict(config), record
@@ -218,16 +207,16 @@ def warm_start(
 
 
 def instruction(config: Mapping[str, Any]) -> tuple[WarmStartSettings, SearchSpace] | None:
-    """The warm-start instruction a scheduler plug-in put into ``config``, if any."""
-    spec = config.get(CONFIG_KEY)
-    if not spec or spec.get("applied"):  # absent, or already used up by the scheduler plug-in
+    """The warm-start instruction the wrapper put into ``config`` (None if absent or used up)."""
+    spec = protocol.read_instruction(config)
+    if spec is None:
         return None
-    return WarmStartSettings.from_dict(spec), SearchSpace.from_dict(spec["space"])
+    return WarmStartSettings.from_dict(protocol.instruction_settings(spec)), SearchSpace.from_dict(spec[protocol.SPACE_FIELD])
 
 
-def make_instruction(space: SearchSpace, settings: WarmStartSettings) -> dict:
-    """The dict a scheduler plug-in stores under ``config['ohgw']``."""
-    return {**settings.to_dict(), "space": space.to_dict()}
+def make_instruction(space: SearchSpace, settings: WarmStartSettings, trial_index: int = 0) -> dict:
+    """The dict the wrapper stores in a trial's config (see :mod:`ohgw.protocol`)."""
+    return protocol.make_instruction(settings.to_dict(), space.to_dict(), trial_index)
 
 
 def maybe_warm_start(

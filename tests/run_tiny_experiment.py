@@ -2,9 +2,9 @@
 
 import sys
 
-from ohgw.runner import run_experiment
 from ohgw.space import SearchSpace
-from ohgw.study import ExperimentConfig
+from ohgw.studies.runner import run_experiment
+from ohgw.studies.study import ExperimentConfig
 
 from harness_trainables import curve_trainable
 

@@ -18,8 +18,8 @@ import pytest
 import scipy.stats
 
 from ohgw.analysis import AnalysisError, AnalysisWarning, analyze, compute, format_tables, load_results
-from ohgw.analysis.synthetic import study_frames
-from ohgw.schema import study_dir, write_study
+from ohgw.results import study_dir, write_study
+from ohgw.testing.synthetic_results import study_frames
 
 NAN = float("nan")
 TAU = 0.8
@@ -261,9 +261,9 @@ def test_module_doctests():
     import ohgw.analysis.configs as m1
     import ohgw.analysis.load as m2
     import ohgw.analysis.stats as m3
-    import ohgw.analysis.synthetic as m4
     import ohgw.analysis.text as m5
     import ohgw.analysis.ttt as m6
+    import ohgw.testing.synthetic_results as m4
 
     for mod in (m1, m2, m3, m4, m5, m6):
         r = doctest.testmod(mod)
@@ -336,7 +336,7 @@ def test_shift_and_divergence_measures():
 
 
 def test_hyperparameter_shift_on_synthetic_pairs(tmp_path):
-    from ohgw.analysis.synthetic import generate
+    from ohgw.testing.synthetic_results import generate
 
     generate(tmp_path, n_seeds=3, n_trials=9, max_t=9)
     s = compute(load_results(tmp_path))

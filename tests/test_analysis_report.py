@@ -15,7 +15,7 @@ import pytest
 
 from ohgw.analysis import AnalysisWarning, analyze
 from ohgw.analysis.report import figures
-from ohgw.analysis.synthetic import generate
+from ohgw.testing.synthetic_results import generate
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 pytestmark = pytest.mark.skipif(

@@ -16,10 +16,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from torch import nn
 
 from ohgw import SGD, HyperGradProblem, SearchSpace, maybe_warm_start
-from ohgw.adjusted import ORIGINAL_KEY
-from ohgw.callbacks import AdjustedConfigCallback, SchedulerStateCallback
-from ohgw.replay import stub_trial
-from ohgw.scheduler import OHGW
+from ohgw.protocol import ORIGINAL_KEY
+from ohgw.testing.replay import stub_trial
+from ohgw.tune.callbacks import AdjustedConfigCallback, SchedulerStateCallback
+from ohgw.tune.wrapper import OHGW
 
 SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
 FIRST = {"training_iteration": 1, "val_acc": 0.4, "ohgw/x/lr": 0.1, "ohgw/x_prime/lr": 0.2, "ohgw/g/lr": -2.0,

@@ -9,11 +9,11 @@ import torch
 from ohgw.hypergrad import hypergradient
 from ohgw.space import SearchSpace
 from ohgw.warmstart import WarmStartSettings, make_instruction
-from trainables import data
 from trainables.classification import (
     DEFAULT_CONFIG,
     ClassificationRun,
     cosine_lr,
+    data,
     make_problem,
     resolve_config,
     train_classifier,

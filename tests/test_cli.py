@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ohgw.cli import main
+from ohgw.studies.cli import main as cli_main
+from trainables.classification import workload
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 )
 def test_bad_arguments_one_line_nonzero_nothing_written(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main("asha_vs_ohgw", ["asha", "asha+ohgw"], "doc", [*argv, "--out", str(out)])
+    code = cli_main("asha_vs_ohgw", workload(), ["asha", "asha+ohgw"], "doc", [*argv, "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code != 0
     assert len(err.splitlines()) == 1 and err.startswith("asha_vs_ohgw.py: error:"), err
@@ -41,7 +42,7 @@ def test_directory_with_another_experiment_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     (out / "studies" / "experiment=other-exp").mkdir(parents=True)
     before = sorted(out.rglob("*"))
-    code = main("asha_vs_ohgw", ["asha"], "doc", ["--out", str(out)])
+    code = cli_main("asha_vs_ohgw", workload(), ["asha"], "doc", ["--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "holds studies of other experiments ['other-exp']" in err
@@ -52,7 +53,7 @@ def test_manifest_with_other_settings_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "experiment.json").write_text(json.dumps({"experiment": "asha_vs_ohgw-digits", "budget": 1.0}))
-    code = main("asha_vs_ohgw", ["asha"], "doc", ["--out", str(out)])
+    code = cli_main("asha_vs_ohgw", workload(), ["asha"], "doc", ["--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "holds experiment 'asha_vs_ohgw-digits' with other settings" in err
     assert [p.name for p in out.iterdir()] == ["experiment.json"]

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import data
-from trainables.data import (
+from trainables.classification import data
+from trainables.classification.data import (
     check_source,
     crop_flip,
     eval_batches,

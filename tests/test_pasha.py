@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ohgw._pasha_rungs import PashaRungs, _Rung, rung_levels
 from ohgw.pasha import PASHA, PromotionASHA
+from ohgw.pasha.rungs import PashaRungs, _Rung, rung_levels
 
 GOLDEN = Path(__file__).parent / "data" / "pasha_golden.json"
 

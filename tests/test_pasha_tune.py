@@ -57,7 +57,7 @@ def trainable(config):
 def _callbacks(pasha, log_path, interrupt_after=None):
     from ray import tune
 
-    from ohgw.callbacks import SchedulerStateCallback
+    from ohgw.tune.callbacks import SchedulerStateCallback
 
     class Seen(tune.Callback):
         """Writes every result (x, epoch, resumed_from) and, at the end, PASHA's log, to files."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ohgw.schema import read_table
+from ohgw.results import read_table
 
 pytestmark = pytest.mark.ray
 

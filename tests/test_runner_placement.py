@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from ohgw.cluster import GROUP_LABEL, discover_groups
-from ohgw.runner import run_experiment
-from ohgw.schema import read_table
+from ohgw.results import read_table
 from ohgw.space import SearchSpace
-from ohgw.study import ExperimentConfig
+from ohgw.studies.cluster import GROUP_LABEL, discover_groups
+from ohgw.studies.runner import run_experiment
+from ohgw.studies.study import ExperimentConfig
 
 from harness_trainables import curve_trainable
 

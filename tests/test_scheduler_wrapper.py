@@ -1,6 +1,6 @@
 """OHGW scheduler wrapper: injection, delegation equivalence, x′ recording, pickling, state restore.
 
-All tests drive schedulers through their hooks with stub trials (ohgw.replay), no Ray runtime.
+All tests drive schedulers through their hooks with stub trials (ohgw.testing.replay), no Ray runtime.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
-from ohgw.adjusted import GRADIENT_KEY, ORIGINAL_KEY
-from ohgw.replay import Replay, stub_trial
-from ohgw.scheduler import OHGW, trial_seed
-from ohgw.scheduler_state import reload, snapshot
+from ohgw.protocol import GRADIENT_KEY, ORIGINAL_KEY
 from ohgw.space import SearchSpace
-from ohgw.warmstart import CONFIG_KEY, WarmStartSettings, instruction, make_instruction
+from ohgw.testing.replay import Replay, stub_trial
+from ohgw.tune.state import reload, snapshot
+from ohgw.protocol import INSTRUCTION_KEY as CONFIG_KEY
+from ohgw.tune.wrapper import OHGW, warm_start_seed
+from ohgw.warmstart import WarmStartSettings, instruction, make_instruction
 
 SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
 MAX_T = 27
@@ -105,15 +106,15 @@ def test_injects_the_instruction_with_a_per_trial_seed_and_is_idempotent():
         sched.on_trial_add(None, t)
     for i, t in enumerate(trials):
         spec = t.config[CONFIG_KEY]
-        expected = WarmStartSettings("hypergrad", 0.1, "normalized", 1, 2, 128, trial_seed(7, i))
+        expected = WarmStartSettings("hypergrad", 0.1, "normalized", 1, 2, 128, warm_start_seed(7, i))
         assert spec == {**make_instruction(SPACE, expected), "trial_index": i}
         settings, space = instruction(t.config)
         assert settings == expected and space.names == ("lr", "wd")
         assert t.config["lr"] == configs(i)["lr"]  # x itself is untouched at creation
     seeds = [t.config[CONFIG_KEY]["seed"] for t in trials]
     assert len(set(seeds)) == 3
-    assert seeds == [trial_seed(7, i) for i in range(3)]
-    assert trial_seed(8, 0) != trial_seed(7, 0)
+    assert seeds == [warm_start_seed(7, i) for i in range(3)]
+    assert warm_start_seed(8, 0) != warm_start_seed(7, 0)
     # a retry (on_trial_error, then on_trial_add again) or a restore: the config is not touched again
     before = pickle.dumps(trials[1].config)
     sched.on_trial_error(None, trials[1])
@@ -133,7 +134,7 @@ def test_delegates_search_properties_metric_buffering_and_debug_string():
     assert sched.supports_buffered_results is False
     assert OHGW(ASHAScheduler(), SPACE).supports_buffered_results is True
     assert inner.debug_string() in sched.debug_string()
-    assert sched.debug_string().startswith("OHGW(mode=hypergrad, step_rule=raw, eta_h=0.001")
+    assert sched.debug_string().startswith("OHGW(mode=hypergrad, step_rule=normalized, eta_h=0.05")
 
 
 @pytest.mark.parametrize("kind", ["asha", "asha3", "hyperband", "median", "fifo", "pasha"])
@@ -298,7 +299,7 @@ def test_restored_counter_gives_new_trials_fresh_seeds():
     t = stub_trial(3, configs(3))
     fresh.on_trial_add(None, t)
     assert t.config[CONFIG_KEY]["trial_index"] == 3
-    assert t.config[CONFIG_KEY]["seed"] == trial_seed(2, 3)
+    assert t.config[CONFIG_KEY]["seed"] == warm_start_seed(2, 3)
 
 
 def test_replay_tracks_statuses_like_tune():

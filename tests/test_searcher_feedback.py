@@ -12,7 +12,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
-from ohgw.searcher import OHGWSearcher
+from ohgw.tune.searcher import OHGWSearcher
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {"lr": tune.loguniform(1e-3, 1.0), "wd": tune.loguniform(1e-6, 1e-2), "batch_size": 128}

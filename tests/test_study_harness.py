@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 
-from ohgw.runner import run_experiment
-from ohgw.schema import REQUIRED_COLUMNS, read_table
+from ohgw.results import REQUIRED_COLUMNS, read_table
 from ohgw.space import SearchSpace
-from ohgw.study import ExperimentConfig
+from ohgw.studies.runner import run_experiment
+from ohgw.studies.study import ExperimentConfig
 from ohgw.warmstart import WarmStartSettings
 
 pytestmark = pytest.mark.ray

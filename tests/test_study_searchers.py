@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ohgw.runner import run_experiment
-from ohgw.schema import read_table
+from ohgw.results import read_table
 from ohgw.space import SearchSpace
-from ohgw.study import ExperimentConfig
+from ohgw.studies.runner import run_experiment
+from ohgw.studies.study import ExperimentConfig
 
 from harness_trainables import curve_trainable
 

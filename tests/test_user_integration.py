@@ -16,7 +16,7 @@ from ray.tune.schedulers import ASHAScheduler
 from torch import nn
 
 from ohgw import SGD, HyperGradProblem, SearchSpace, maybe_warm_start
-from ohgw.scheduler import OHGW
+from ohgw.tune.wrapper import OHGW
 
 SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
 
@@ -118,7 +118,7 @@ def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_local, tmp_path):
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from ohgw.searcher import OHGWSearcher
+    from ohgw.tune.searcher import OHGWSearcher
 
     sched = OHGW(ASHAScheduler(max_t=2, grace_period=1, reduction_factor=2), SPACE, step_rule="normalized", seed=2)
     optuna_search = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))

@@ -8,8 +8,8 @@ import torch
 
 from ohgw.space import SearchSpace
 from ohgw.update_rules import SGD
+from ohgw.protocol import INSTRUCTION_KEY as CONFIG_KEY
 from ohgw.warmstart import (
-    CONFIG_KEY,
     WarmStartSettings,
     instruction,
     make_instruction,

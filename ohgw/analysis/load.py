@@ -1,4 +1,4 @@
-"""Load and validate one experiment of the Parquet results dataset (see ``ohgw.schema``).
+"""Load and validate one experiment of the Parquet results dataset (see ``ohgw.results``).
 
 Everything the analysis reads passes through :func:`load_results`, which turns every kind of bad
 input into one :class:`AnalysisError` line naming the problem: no studies, files missing required
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from ohgw.schema import PARTITION_COLUMNS, REQUIRED_COLUMNS, TABLES, psi_names
+from ohgw.results import PARTITION_COLUMNS, REQUIRED_COLUMNS, TABLES, psi_names
 
 # The three clocks of T@tau: name -> column in iterations and studies.
 CLOCKS: dict[str, str] = {"wall": "wall_s", "compute": "compute_s", "epochs": "epoch_equiv"}

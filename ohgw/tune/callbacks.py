@@ -3,7 +3,7 @@
 ``RunConfig(callbacks=sched.callbacks())`` with ``sched = OHGW(...)`` gives both.
 
 - :class:`AdjustedConfigCallback`: once a trial's config holds x′ (recorded by
-  :class:`ohgw.scheduler.OHGW`, or by this callback itself when a trainable
+  :class:`ohgw.tune.wrapper.OHGW`, or by this callback itself when a trainable
   reports ``ohgw/x_prime/<ψ>`` under a scheduler that is not OHGW), every result's
   ``"config"`` is replaced by the trial's config, so ``result.config``, the
   ``result.json`` logs and ``ResultGrid`` all show x′ (with x under ``"ohgw_x"``).
@@ -18,7 +18,7 @@
   matches callback states by position in the callback list: pass the same list.
 
 >>> from ray.tune.schedulers import FIFOScheduler
->>> from ohgw.scheduler import OHGW
+>>> from ohgw.tune.wrapper import OHGW
 >>> from ohgw.space import SearchSpace
 >>> cbs = OHGW(FIFOScheduler(), SearchSpace.default()).callbacks()
 >>> [type(c).__name__ for c in cbs]
@@ -31,8 +31,8 @@ from typing import Any
 
 from ray.tune.callback import Callback
 
-from .adjusted import adjusted_from_result, apply_adjusted, is_recorded
-from .scheduler_state import has_state_protocol
+from ohgw.protocol import adjusted_from_result, apply_adjusted, is_recorded
+from ohgw.tune.state import has_state_protocol
 
 
 class AdjustedConfigCallback(Callback):

@@ -1,15 +1,9 @@
 """The command line shared by ``experiments/*_vs_ohgw.py``: presets, flags, run, analyse.
 
-Presets (every flag overrides them):
-
-- ``digits`` (default, the embedded data set; CPU): ResNet-20 on scikit-learn's
-  8×8 digits, max_t 10 epochs (rungs 1, 3, 9 at η = 3), 6 paired seeds, 40 epoch-equivalents per study,
-  1 CPU per trial and 1 trial per study (2 studies at once on 2 cores);
-  finishes in well under 10 minutes on 2 cores.
-- ``cifar10`` (an 8-GPU node): ResNet-20 on CIFAR-10 from ``--data-dir``, the
-  5-dim space, max_t 27, 50 paired seeds, 300 epoch-equivalents per study,
-  4 trials per study at 0.25 GPU and 2 CPUs each (one GPU per study, 8 studies
-  at once); τ = 0.88 validation accuracy.
+``main(script, workload, default_methods, description)`` is the whole of a script:
+the :class:`~ohgw.studies.workload.Workload` brings the trainable, its search space
+and its presets, so the harness never imports a trainable. Every flag overrides the
+preset; bad input exits with status 2 and one line, before anything is written.
 """
 
 from __future__ import annotations
@@ -20,21 +14,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .methods import known_methods, parse_method
-from .space import SearchSpace
-from .study import BUDGET_KINDS, SEARCHERS, ExperimentConfig
-from .warmstart import STEP_RULES, WarmStartSettings
-
-PRESETS: dict[str, dict] = {
-    "digits": dict(
-        base_config={"dataset": "digits", "batch_size": 128, "width": 1},
-        max_t=10, seeds=6, budget=40.0, tau=0.95, cpus_per_trial=1.0, gpus_per_trial=0.0, trials_per_study=1,
-    ),
-    "cifar10": dict(
-        base_config={"dataset": "cifar10", "batch_size": 128, "width": 1, "data_dir": "data/cifar10"},
-        max_t=27, seeds=50, budget=300.0, tau=0.88, cpus_per_trial=2.0, gpus_per_trial=0.25, trials_per_study=4,
-    ),
-}
+from ohgw.studies.methods import known_methods, parse_method
+from ohgw.studies.study import BUDGET_KINDS, SEARCHERS, ExperimentConfig
+from ohgw.studies.workload import Workload
+from ohgw.warmstart import DEFAULT_STEP_RULE, STEP_RULES, WarmStartSettings
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -42,10 +25,21 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser(prog: str, default_methods: Sequence[str], description: str) -> argparse.ArgumentParser:
+def _presets_epilog(workload: Workload) -> str:
+    lines = ["presets (every flag overrides them):"]
+    for name, p in workload.presets.items():
+        lines.append(f"  {name}: {p['base_config']}, max_t {p['max_t']}, {p['seeds']} seeds, budget {p['budget']:g} "
+                     f"epoch-equivalents per study, tau {p['tau']:g}, {p['trials_per_study']} trial(s) per study at "
+                     f"{p['cpus_per_trial']:g} CPU / {p['gpus_per_trial']:g} GPU each")
+    return "\n".join(lines)
+
+
+def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
+                 description: str) -> argparse.ArgumentParser:
     p = _OneLineParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--preset", choices=sorted(PRESETS), default="digits", help="study setting (default: digits)")
+                       epilog=_presets_epilog(workload))
+    p.add_argument("--preset", choices=list(workload.presets), default=workload.default_preset,
+                   help="study setting (default: %(default)s)")
     p.add_argument("--methods", default=",".join(default_methods),
                    help=f"comma-separated methods (default: %(default)s); known: {', '.join(known_methods())}; "
                         "append @eta=<float> for an η_h sweep")
@@ -56,8 +50,8 @@ def build_parser(prog: str, default_methods: Sequence[str], description: str) ->
     p.add_argument("--tau", type=float, help="target validation accuracy for T@τ, in [0, 1]")
     p.add_argument("--max-t", type=int, help="epochs of a full trial (top rung)")
     p.add_argument("--eta-h", type=float, help="η_h; default 1e-3 (raw) or 0.05 (normalized)")
-    p.add_argument("--step-rule", choices=STEP_RULES, default="normalized",
-                   help="warm-start step rule (default: normalized; 'raw' with --eta-h 1e-3 is the original proposal)")
+    p.add_argument("--step-rule", choices=STEP_RULES, default=DEFAULT_STEP_RULE,
+                   help="warm-start step rule (default: %(default)s; 'raw' with --eta-h 1e-3 is the original proposal)")
     p.add_argument("--searcher", choices=SEARCHERS, default="random", help="config sampler, seeded per study")
     p.add_argument("--out", help="results directory (default: results/<experiment>)")
     p.add_argument("--experiment", help="experiment name (default: <script>-<preset>)")
@@ -76,9 +70,10 @@ def build_parser(prog: str, default_methods: Sequence[str], description: str) ->
     return p
 
 
-def config_from_args(args: argparse.Namespace, script: str) -> tuple[ExperimentConfig, list[str], list[int], Path]:
+def config_from_args(args: argparse.Namespace, script: str,
+                     workload: Workload) -> tuple[ExperimentConfig, list[str], list[int], Path]:
     """Validate everything before anything is written; a ValueError names the bad argument."""
-    preset = PRESETS[args.preset]
+    preset = workload.presets[args.preset]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ValueError("--methods is empty")
@@ -92,16 +87,17 @@ def config_from_args(args: argparse.Namespace, script: str) -> tuple[ExperimentC
         base["data_dir"] = args.data_dir
     if args.download:
         base["download"] = True
-    if base["dataset"] == "cifar10":
-        from trainables.data import check_source
-
-        check_source(base["dataset"], base.get("data_dir"), base.get("download", False))
+    if workload.check_base_config is not None:
+        workload.check_base_config(base)
     warm = WarmStartSettings(step_rule=args.step_rule, eta_h=args.eta_h)
     experiment = args.experiment or f"{script}-{args.preset}"
     pick = lambda flag, key: preset[key] if flag is None else flag  # noqa: E731
     cfg = ExperimentConfig(
         experiment=experiment,
-        space=SearchSpace.default(),
+        space=workload.space,
+        metric=workload.metric,
+        mode=workload.mode,
+        metric_range=workload.metric_range,
         base_config=base,
         max_t=pick(args.max_t, "max_t"),
         budget_kind=args.budget_kind,
@@ -118,14 +114,14 @@ def config_from_args(args: argparse.Namespace, script: str) -> tuple[ExperimentC
     return cfg, methods, list(range(seeds)), out
 
 
-def main(script: str, default_methods: Sequence[str], description: str, argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(f"{script}.py", default_methods, description)
+def main(script: str, workload: Workload, default_methods: Sequence[str], description: str,
+         argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the studies of ``workload`` not yet in the results directory, then analyse."""
+    parser = build_parser(f"{script}.py", workload, default_methods, description)
     args = parser.parse_args(argv)
     try:
-        cfg, methods, seeds, out = config_from_args(args, script)
-        from trainables.classification import train_classifier
-
-        from .runner import check_manifest, run_experiment
+        cfg, methods, seeds, out = config_from_args(args, script, workload)
+        from ohgw.studies.runner import check_manifest, run_experiment
 
         check_manifest(out, cfg)
     except ValueError as e:
@@ -134,7 +130,7 @@ def main(script: str, default_methods: Sequence[str], description: str, argv: Se
     t0 = time.time()
     print(f"experiment {cfg.experiment}: {len(methods)} methods × {len(seeds)} seeds, budget {cfg.budget:g} "
           f"{cfg.budget_kind} per study, τ = {cfg.tau:g}, results in {out}", file=sys.stderr, flush=True)
-    summary = run_experiment(cfg, train_classifier, methods, seeds, out, quiet=args.quiet, address=args.address,
+    summary = run_experiment(cfg, workload.trainable, methods, seeds, out, quiet=args.quiet, address=args.address,
                              num_cpus=args.num_cpus, dashboard_host=args.dashboard_host)
     print(f"studies: {summary.ran} run, {summary.skipped} resumed, {len(summary.failed)} failed; "
           f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -144,9 +140,9 @@ def main(script: str, default_methods: Sequence[str], description: str, argv: Se
 
 
 def report(out: Path, cfg: ExperimentConfig) -> None:
-    from .analysis import analyze
+    from ohgw.analysis import analyze
 
     analyze(out, tau=cfg.tau, out_html=out / "report.html")
 
 
-__all__ = ["PRESETS", "build_parser", "config_from_args", "main"]
+__all__ = ["build_parser", "config_from_args", "main"]

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cluster import Group, discover_groups
-from .methods import parse_method
-from .schema import study_dir, write_study
-from .study import ExperimentConfig, run_study
+from ohgw.results import study_dir, write_study
+from ohgw.studies.cluster import Group, discover_groups
+from ohgw.studies.methods import parse_method
+from ohgw.studies.study import ExperimentConfig, run_study
 
 MANIFEST = "experiment.json"
 

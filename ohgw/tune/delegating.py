@@ -1,7 +1,7 @@
 """A Tune scheduler that passes every hook to the scheduler it wraps.
 
 Subclasses override only the hooks they observe or change (:class:`ohgw.OHGW`,
-:class:`ohgw.study_tap.StudyTap`); decisions, properties and ``choose_trial_to_run``
+:class:`ohgw.studies.ledger.StudyTap`); decisions, properties and ``choose_trial_to_run``
 stay the wrapped scheduler's.
 """
 

@@ -4,7 +4,7 @@ PASHA (Bohdal et al., ICLR 2023) is promotion-type asynchronous successive halvi
 resource starts low and grows only when the ranking of the two highest rungs is inconsistent.
 The decisions are those of syne-tune 0.13.0's ``PASHARungSystem`` (``progressive=True``) or
 ``PromotionRungSystem`` (``progressive=False``) for the same stream of results; the bookkeeping
-and the documented differences to the paper's wording are in :mod:`ohgw._pasha_rungs`.
+and the documented differences to the paper's wording are in :mod:`ohgw.pasha.rungs`.
 
 How it maps onto Tune:
 
@@ -34,7 +34,7 @@ How it maps onto Tune:
   last report, at the rung they paused in, is their final result.
 - ``get_state`` / ``set_state`` carry everything (rungs, eps, current max resource, per-trial
   curves, which trials hold a worker, the queue of held trials, the decision log) as plain
-  data; :class:`ohgw.callbacks.SchedulerStateCallback` saves it with the experiment so that
+  data; :class:`ohgw.tune.callbacks.SchedulerStateCallback` saves it with the experiment so that
   ``Tuner.restore`` continues with the same decisions. Tune registers a reported checkpoint
   one controller step after the result; if the run is interrupted in between, the restored
   trial redoes that epoch: one extra CONTINUE report in the log and, for a deterministic
@@ -44,7 +44,7 @@ Example (mode must be given, here or via ``TuneConfig``; syne-tune's default wou
 
     from ray import tune
     from ohgw.pasha import PASHA
-    from ohgw.callbacks import SchedulerStateCallback
+    from ohgw.tune.callbacks import SchedulerStateCallback
 
     pasha = PASHA(metric="val_acc", mode="max", max_t=27, grace_period=1, reduction_factor=3)
     tuner = tune.Tuner(
@@ -68,7 +68,7 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
-from ._pasha_rungs import PashaRungs, validate
+from ohgw.pasha.rungs import PashaRungs, validate
 
 STATE_VERSION = 1
 _DECISION = {"continue": TrialScheduler.CONTINUE, "pause": TrialScheduler.PAUSE, "stop": TrialScheduler.STOP}

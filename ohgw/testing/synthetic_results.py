@@ -1,4 +1,4 @@
-"""Synthetic results datasets in the ``ohgw.schema`` layout, for tests, benchmarks and demos.
+"""Synthetic results datasets in the ``ohgw.results`` layout, for tests, benchmarks and demos.
 
 :func:`study_frames` fills every required column around a few hand-made reports (fixtures with
 known T@tau). :func:`generate` writes whole paired experiments: per seed, every method sees the
@@ -21,7 +21,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ohgw.schema import write_study
+from ohgw.results import write_study
 
 PSI = ("lr", "wd", "momentum", "aug_magnitude", "label_smoothing")
 

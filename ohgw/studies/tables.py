@@ -22,7 +22,7 @@ from importlib import metadata
 import numpy as np
 import pandas as pd
 
-from .schema import REQUIRED_COLUMNS
+from ohgw.results import REQUIRED_COLUMNS
 
 PACKAGES = ("ohgw-tune", "ray", "torch", "torchvision", "optuna", "pandas", "pyarrow", "plotly", "numpy", "scipy")
 

@@ -21,7 +21,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.stopper import Stopper
 
-from .delegating import DelegatingScheduler
+from ohgw.tune.delegating import DelegatingScheduler
 
 INDEX_KEY = "trial_index"
 

@@ -14,7 +14,7 @@ Two layers:
 
 Training: ``torch.optim.SGD`` (momentum, optional Nesterov, coupled weight decay on
 every parameter, the same as :class:`ohgw.update_rules.SGD`), the written-out
-label-smoothed loss :func:`ohgw.losses.smoothed_cross_entropy`, and a per-step cosine
+label-smoothed loss :func:`trainables.classification.losses.smoothed_cross_entropy`, and a per-step cosine
 learning-rate schedule from ``lr`` down to 0 over ``max_t`` epochs, with no warm-up
 (the first real step uses exactly the ``lr`` the warm-start's lookahead
 differentiated). A trial that a scheduler stops at a rung was therefore evaluated
@@ -28,9 +28,9 @@ warm-start itself always runs in fp32.
 
 Warm-start (config ``"ohgw"``, see :mod:`ohgw.warmstart`): before the first epoch,
 on the freshly initialised model, one training batch (crop/flip, fixed magnitude
-draws; the train loss applies :func:`ohgw.augment.magnitude_augment` at the
+draws; the train loss applies :func:`trainables.classification.augment.magnitude_augment` at the
 differentiable magnitude and the smoothed CE) and one clean validation batch
-(:func:`trainables.data.warm_start_batches`) give x′; the optimizer and the loss are
+(:func:`trainables.classification.data.warm_start_batches`) give x′; the optimizer and the loss are
 then built with x′. It runs once per trial: the checkpoint stores x′ and its record.
 
 Cost accounting: an epoch's cost is its train + evaluation compute
@@ -72,12 +72,12 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ohgw.augment import magnitude_augment, sample_draws
 from ohgw.cost import Stopwatch
 from ohgw.hypergrad import HyperGradProblem
-from ohgw.losses import smoothed_cross_entropy
 from ohgw.update_rules import SGD
-from ohgw.warmstart import CONFIG_KEY, instruction, maybe_warm_start
+from ohgw.warmstart import instruction, maybe_warm_start
+from trainables.classification.augment import magnitude_augment, sample_draws
+from trainables.classification.losses import smoothed_cross_entropy
 
 from .data import DATASETS, check_source, crop_flip, eval_batches, load_dataset, shuffled_batches, warm_start_batches
 from .models import resnet20
@@ -93,7 +93,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "wd": 5e-4,  # coupled L2 weight decay, on every parameter
     "momentum": 0.9,  # SGD momentum in [0, 1)
     "nesterov": True,  # Nesterov momentum (plain SGD when momentum is 0)
-    "aug_magnitude": 0.1,  # ohgw.augment magnitude in [0, 1+]: shift, brightness, contrast
+    "aug_magnitude": 0.1,  # trainables.classification.augment magnitude in [0, 1+]: shift, brightness, contrast
     "label_smoothing": 0.05,  # epsilon in [0, 1)
     "batch_size": 128,  # images per SGD step
     "max_t": 10,  # epochs the cosine LR schedule spans (= the trial's maximum length)
@@ -533,7 +533,6 @@ def train_classifier(config: dict) -> None:
 
 
 __all__ = [
-    "CONFIG_KEY",
     "DEFAULT_CONFIG",
     "ClassificationRun",
     "cosine_lr",

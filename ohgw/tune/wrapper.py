@@ -4,8 +4,8 @@
 whole change on the driver side. The wrapper
 
 1. **injects** the warm-start instruction into every new trial's config, under
-   ``config["ohgw"]`` (:func:`ohgw.warmstart.make_instruction`, plus
-   ``"trial_index"``, the trial's creation order). Each trial gets its own seed,
+   ``config["ohgw"]`` (:func:`ohgw.protocol.make_instruction`, with the trial's
+   creation index). Each trial gets its own seed,
    derived from the wrapper's ``seed`` and the creation order (not the random
    trial id, so paired studies reproduce). Idempotent: a config that already has
    ``"ohgw"`` is left alone (retries, ``Tuner.restore``);
@@ -13,17 +13,17 @@ whole change on the driver side. The wrapper
    report of a warm-started trainable), it writes x′ into ``trial.config``, keeps
    x under ``config["ohgw_x"]`` and g under ``config["ohgw_g"]``, and consumes the
    instruction (``config["ohgw"]["mode"] = "none"``, ``["applied"]`` = the mode
-   that ran) so that no trial is warm-started twice; see :mod:`ohgw.adjusted`.
+   that ran) so that no trial is warm-started twice; see :mod:`ohgw.protocol`.
    ``get_dataframe()`` and the progress table then show x′; add the callbacks
    of :meth:`OHGW.callbacks` for ``result.config`` and for restore;
 3. **delegates** every decision to the wrapped scheduler, untouched;
 4. **saves its state** and the wrapped scheduler's (:meth:`get_state` /
-   :meth:`set_state`, see :mod:`ohgw.scheduler_state`), which
-   :class:`ohgw.callbacks.SchedulerStateCallback` checkpoints with the experiment.
+   :meth:`set_state`, see :mod:`ohgw.tune.state`), which
+   :class:`ohgw.tune.callbacks.SchedulerStateCallback` checkpoints with the experiment.
 
-Defaults: ``step_rule="raw"`` with η_h = 1e-3, the original proposal (and
-:class:`~ohgw.warmstart.WarmStartSettings`' default); it moves log-lr by ~1e-4,
-so pass ``step_rule="normalized"`` (η_h = 0.05 of the range) for a visible step.
+Defaults: :class:`~ohgw.warmstart.WarmStartSettings`' — ``step_rule="normalized"`` with
+η_h = 0.05 of the range (the reason is in :mod:`ohgw.warmstart`); ``step_rule="raw"`` with
+η_h = 1e-3 is the original proposal.
 
 >>> from ray.tune.schedulers import ASHAScheduler
 >>> from ohgw.space import SearchSpace
@@ -31,7 +31,7 @@ so pass ``step_rule="normalized"`` (η_h = 0.05 of the range) for a visible step
 >>> sched.set_search_properties("val_acc", "max")
 True
 >>> sched.metric, sched.settings.step_rule
-('val_acc', 'raw')
+('val_acc', 'normalized')
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from .adjusted import adjusted_from_result, apply_adjusted, is_recorded
-from .delegating import DelegatingScheduler
-from .scheduler_state import Reattach, StateFile, reload, snapshot
-from .space import SearchSpace
-from .warmstart import CONFIG_KEY, WarmStartSettings, make_instruction
+from ohgw import protocol
+from ohgw.space import SearchSpace
+from ohgw.tune.delegating import DelegatingScheduler
+from ohgw.tune.state import Reattach, StateFile, reload, snapshot
+from ohgw.warmstart import WarmStartSettings, make_instruction
 
 if TYPE_CHECKING:
     from ray.tune.callback import Callback
@@ -55,8 +55,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def trial_seed(seed: int, index: int) -> int:
-    """The warm-start seed of the ``index``-th trial created under wrapper seed ``seed``."""
+def warm_start_seed(seed: int, index: int) -> int:
+    """The seed of the warm-start's random draws (batches, random direction) for the ``index``-th
+    trial created under wrapper seed ``seed``. Not the trial's model-init seed (the harness sets that)."""
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
@@ -67,24 +68,20 @@ class OHGW(StateFile, DelegatingScheduler):
         scheduler: any Tune ``TrialScheduler`` (ASHA, HyperBand, PASHA, FIFO, MedianStoppingRule, ...).
         space: the :class:`~ohgw.space.SearchSpace` of continuous hyper-parameters to
             warm-start; each must be a top-level key of every trial's config.
-        mode: ``"hypergrad"``, ``"random"`` (same step length, random direction) or
-            ``"none"`` (instruction injected, x unchanged: the vanilla arm).
-        eta_h, step_rule, hyper_steps, lookahead, batch_size: see
-            :class:`~ohgw.warmstart.WarmStartSettings`.
-        seed: base seed; trial i gets :func:`trial_seed` (seed, i).
+        settings: the :class:`~ohgw.warmstart.WarmStartSettings` (mode ``"hypergrad"``,
+            ``"random"`` or ``"none"``; step rule, η_h, hyper-steps, lookahead, batch size, seed);
+            default ``WarmStartSettings()``. Trial i warm-starts with seed
+            :func:`warm_start_seed` (settings.seed, i).
+        **overrides: any field of the settings as a keyword (``OHGW(asha, space, mode="random")``),
+            a convenience that overrides ``settings``.
     """
 
     def __init__(
         self,
         scheduler: TrialScheduler,
         space: SearchSpace,
-        mode: str = "hypergrad",
-        eta_h: float | None = None,
-        step_rule: str = "raw",
-        hyper_steps: int = 1,
-        lookahead: int = 1,
-        batch_size: int = 128,
-        seed: int = 0,
+        settings: WarmStartSettings | None = None,
+        **overrides: Any,
     ) -> None:
         if not isinstance(scheduler, TrialScheduler):
             raise ValueError(
@@ -94,18 +91,18 @@ class OHGW(StateFile, DelegatingScheduler):
             raise ValueError("scheduler is already wrapped by OHGW; wrap a scheduler once")
         if not isinstance(space, SearchSpace):
             raise ValueError(f"space must be an ohgw.SearchSpace, got {type(space).__name__}")
+        if settings is not None and not isinstance(settings, WarmStartSettings):
+            raise ValueError(f"settings must be an ohgw.WarmStartSettings, got {type(settings).__name__}")
+        unknown = sorted(set(overrides) - set(WarmStartSettings.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown keyword arguments {unknown}; the warm-start settings are "
+                             f"{sorted(WarmStartSettings.__dataclass_fields__)}")
+        seed = overrides.get("seed", settings.seed if settings is not None else 0)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         # WarmStartSettings raises a ValueError naming mode / step_rule / eta_h / hyper_steps / ...
-        self._settings = WarmStartSettings(
-            mode=mode,
-            eta_h=eta_h,
-            step_rule=step_rule,
-            hyper_steps=hyper_steps,
-            lookahead=lookahead,
-            batch_size=batch_size,
-            seed=int(seed),
-        )
+        base = (settings or WarmStartSettings()).to_dict()
+        self._settings = WarmStartSettings(**{**base, **overrides, "seed": int(seed)})
         super().__init__(scheduler)
         self.space = space
         self._n_added = 0  # trials injected so far: the next trial's creation index
@@ -130,7 +127,7 @@ class OHGW(StateFile, DelegatingScheduler):
         ``restore_state`` checkpoints this scheduler's state with the experiment so
         that ``Tuner.restore`` brings it back. Pass the same list on every run.
         """
-        from .callbacks import AdjustedConfigCallback, SchedulerStateCallback
+        from ohgw.tune.callbacks import AdjustedConfigCallback, SchedulerStateCallback
 
         out: list[Callback] = []
         if record_adjusted:
@@ -141,12 +138,12 @@ class OHGW(StateFile, DelegatingScheduler):
 
     # ---- hooks (the others are delegated by DelegatingScheduler) --------------------------------------------------------------------
     def _instruction(self, index: int) -> dict:
-        settings = WarmStartSettings.from_dict({**self._settings.to_dict(), "seed": trial_seed(self._settings.seed, index)})
-        return {**make_instruction(self.space, settings), "trial_index": index}
+        settings = WarmStartSettings.from_dict({**self._settings.to_dict(), "seed": warm_start_seed(self._settings.seed, index)})
+        return make_instruction(self.space, settings, index)
 
     def _inject(self, trial: Trial) -> None:
         config = trial.config
-        if CONFIG_KEY in config:
+        if protocol.has_instruction(config):
             return
         missing = [n for n in self.space.names if n not in config]
         if missing:
@@ -154,16 +151,16 @@ class OHGW(StateFile, DelegatingScheduler):
                 f"space: trial {trial.trial_id}'s config lacks the continuous hyper-parameters {missing} "
                 f"(it has {sorted(config)}); every name in space must be a top-level key of param_space"
             )
-        trial.set_config({**config, CONFIG_KEY: self._instruction(self._n_added)})
+        trial.set_config({**config, protocol.INSTRUCTION_KEY: self._instruction(self._n_added)})
         self._n_added += 1
 
     def _record(self, trial: Trial, result: dict | None) -> None:
-        if not result or is_recorded(trial.config):
+        if not result or protocol.is_recorded(trial.config):
             return
-        adjusted = adjusted_from_result(result, self.space.names)
+        adjusted = protocol.adjusted_from_result(result, self.space.names)
         if adjusted is None:
             return
-        trial.set_config(apply_adjusted(trial.config, adjusted))
+        trial.set_config(protocol.apply_adjusted(trial.config, adjusted))
         self._records[trial.trial_id] = adjusted
 
     def on_trial_add(self, tune_controller, trial: Trial) -> None:

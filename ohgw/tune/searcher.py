@@ -39,8 +39,8 @@ from typing import Any
 from ray.tune.search import Searcher
 from ray.tune.utils import flatten_dict
 
-from .adjusted import adjusted_from_result
-from .scheduler_state import StateFile
+from ohgw.protocol import adjusted_from_result
+from ohgw.tune.state import StateFile
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, TrialScheduler
 
-from .warmstart import WarmStartSettings
+from ohgw.warmstart import WarmStartSettings
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _hyperband(a: SchedulerArgs) -> TrialScheduler:
 
 
 def _pasha(a: SchedulerArgs, progressive: bool = True) -> TrialScheduler:
-    from .pasha import PASHA
+    from ohgw.pasha import PASHA
 
     return PASHA(
         time_attr="training_iteration",

@@ -11,7 +11,7 @@ trial objects do not).
 What is restored, by kind:
 
 - ``protocol``: any scheduler with ``get_state()`` / ``set_state(state)`` (our
-  PASHA, :class:`ohgw.scheduler.OHGW`): exactly what those methods save. Tune's
+  PASHA, :class:`ohgw.tune.wrapper.OHGW`): exactly what those methods save. Tune's
   ``on_trial_add`` for each re-added trial still reaches such a scheduler, which
   must recognise a restored trial id itself (PASHA does).
 - ``asha`` (``ASHAScheduler``/``AsyncHyperBandScheduler``): every rung's recorded

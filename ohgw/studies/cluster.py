@@ -9,9 +9,9 @@ implicit group.
 One command starts a labelled local cluster on a multi-GPU host, one Ray node per
 group of GPUs (here 8 GPUs → 4 groups of 2)::
 
-    python -m ohgw.cluster start --gpus-per-group 2
+    python -m ohgw.studies.cluster start --gpus-per-group 2
     python experiments/asha_vs_ohgw.py --preset cifar10 --address auto
-    python -m ohgw.cluster stop
+    python -m ohgw.studies.cluster stop
 
 Multi-node: on the head, ``ray start --head --labels ohgw-group=g0
 --dashboard-host 127.0.0.1``; on every other machine (or GPU subset, with
@@ -96,7 +96,7 @@ def start_local(gpus_per_group: int, cpus_per_group: int | None = None, port: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ohgw.cluster", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ohgw.studies.cluster", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start a labelled local cluster, one Ray node per GPU group")
     start.add_argument("--gpus-per-group", type=int, default=1)

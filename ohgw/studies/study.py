@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from .methods import SchedulerArgs, parse_method
-from .space import SearchSpace
-from .study_tap import BudgetStopper, StudyLedger, StudyRecorder, StudyTap
-from .warmstart import WarmStartSettings
+from ohgw.space import SearchSpace
+from ohgw.studies.ledger import BudgetStopper, StudyLedger, StudyRecorder, StudyTap
+from ohgw.studies.methods import SchedulerArgs, parse_method
+from ohgw.warmstart import WarmStartSettings
 
 BUDGET_KINDS = ("epochs", "seconds")
 SEARCHERS = ("random", "optuna")
@@ -43,7 +43,7 @@ class ExperimentConfig:
     budget: float = 60.0
     tau: float = 0.9
     searcher: str = "random"
-    warm_start: WarmStartSettings = field(default_factory=lambda: WarmStartSettings(step_rule="normalized"))
+    warm_start: WarmStartSettings = field(default_factory=WarmStartSettings)
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     trials_per_study: int = 1  # concurrent trials inside one study
@@ -114,7 +114,7 @@ def _resources(cfg: ExperimentConfig, group_label: str | None):
         bundle["GPU"] = cfg.gpus_per_trial
     if group_label is None:
         return tune.PlacementGroupFactory([bundle])
-    from .cluster import GROUP_LABEL
+    from ohgw.studies.cluster import GROUP_LABEL
 
     return tune.PlacementGroupFactory([bundle], bundle_label_selector=[{GROUP_LABEL: group_label}])
 
@@ -141,7 +141,7 @@ def run_study(
     """Run one study to the end of its budget; returns {'iterations', 'trials', 'studies'} DataFrames."""
     from ray import tune
 
-    from .export import git_commit, hardware_info, package_versions, study_tables
+    from ohgw.studies.tables import git_commit, hardware_info, package_versions, study_tables
 
     method = parse_method(method_name)
     sched_args = SchedulerArgs(cfg.metric, cfg.mode, cfg.max_t, cfg.grace_period, cfg.reduction_factor,
@@ -151,11 +151,9 @@ def run_study(
     settings = method.warm_start(cfg.warm_start)
     callbacks = []
     if settings.mode != "none":
-        from .scheduler import OHGW
+        from ohgw.tune.wrapper import OHGW
 
-        inner = OHGW(inner, space=cfg.space, mode=settings.mode, eta_h=settings.eta_h, step_rule=settings.step_rule,
-                     hyper_steps=settings.hyper_steps, lookahead=settings.lookahead,
-                     batch_size=settings.batch_size, seed=seed)
+        inner = OHGW(inner, cfg.space, settings, seed=seed)
         callbacks.extend(inner.callbacks())
     ledger = StudyLedger(study_seed=seed, budget_kind=cfg.budget_kind, budget=float(cfg.budget))
     scheduler = StudyTap(inner, ledger)

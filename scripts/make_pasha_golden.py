@@ -19,7 +19,7 @@ string ids and de-duplicates eps pairs as *ordered* tuples, so a pair whose hash
 between two epochs is counted twice and its eps (and, on some streams, its decisions) change
 with PYTHONHASHSEED. This script replaces those sets by ones that iterate in trial start order
 (``_StartOrderedSet``), so every pair has one orientation and is counted once, as
-:mod:`ohgw._pasha_rungs` does. ``--no-shim`` runs the unmodified reference. Nothing else in the
+:mod:`ohgw.pasha.rungs` does. ``--no-shim`` runs the unmodified reference. Nothing else in the
 reference is changed.
 """
 

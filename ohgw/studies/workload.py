@@ -1,0 +1,68 @@
+"""What a family of trainables hands the study harness: the trainable, its search space, its presets.
+
+The harness never imports ``trainables``; a script in ``experiments/`` passes a
+:class:`Workload` in. A preset is a dict with ``base_config`` (the fixed part of every
+trial's config) and study sizes (``max_t``, ``seeds``, ``budget``, ``tau``,
+``cpus_per_trial``, ``gpus_per_trial``, ``trials_per_study``); every command-line
+flag overrides it.
+
+>>> from ohgw.space import Continuous, SearchSpace
+>>> w = Workload("toy", trainable=print, space=SearchSpace([Continuous("lr", 1e-3, 1.0, "log10")]),
+...              presets={"cpu": {"base_config": {}, "max_t": 3, "seeds": 2, "budget": 9.0, "tau": 0.5,
+...                               "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "trials_per_study": 1}})
+>>> w.default_preset, w.metric
+('cpu', 'val_acc')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ohgw.space import SearchSpace
+
+PRESET_KEYS = ("base_config", "max_t", "seeds", "budget", "tau", "cpus_per_trial", "gpus_per_trial",
+               "trials_per_study")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A trainable plus what the harness needs to run studies of it.
+
+    Args:
+        name: short name, used in experiment names.
+        trainable: a Ray Tune function trainable honouring :mod:`ohgw.protocol`'s reporting contract.
+        space: the continuous hyper-parameters the searcher samples and OHGW warm-starts.
+        presets: name → preset dict (see the module docstring); the first is the default.
+        metric, mode: the tuned metric; ``metric_range`` bounds τ.
+        check_base_config: optional; raises ValueError for a base config the trainable cannot run
+            (e.g. a missing data directory), before anything is written.
+    """
+
+    name: str
+    trainable: Callable[[dict], Any]
+    space: SearchSpace
+    presets: Mapping[str, Mapping[str, Any]]
+    metric: str = "val_acc"
+    mode: str = "max"
+    metric_range: tuple[float, float] = (0.0, 1.0)
+    check_base_config: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not callable(self.trainable):
+            raise ValueError(f"trainable must be callable, got {type(self.trainable).__name__}")
+        if not isinstance(self.space, SearchSpace):
+            raise ValueError(f"space must be an ohgw.SearchSpace, got {type(self.space).__name__}")
+        if not self.presets:
+            raise ValueError("presets must name at least one preset")
+        for name, preset in self.presets.items():
+            missing = [k for k in PRESET_KEYS if k not in preset]
+            if missing:
+                raise ValueError(f"presets[{name!r}] lacks {missing}")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+
+    @property
+    def default_preset(self) -> str:
+        return next(iter(self.presets))

@@ -1,0 +1,68 @@
+"""Supervised classification: ResNet-20 on CIFAR-10 / digits / synthetic data, with the OHGW warm-start.
+
+- :mod:`~trainables.classification.data`: data sets as device-resident tensors, batched augmentation;
+- :mod:`~trainables.classification.augment`: the differentiable magnitude augmentation;
+- :mod:`~trainables.classification.losses`: the label-smoothed loss, differentiable in ε;
+- :mod:`~trainables.classification.models`: ResNet-20;
+- :mod:`~trainables.classification.run`: the run object and the Tune trainable :func:`train_classifier`.
+
+:func:`workload` is what ``experiments/*_vs_ohgw.py`` hand to the study harness.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainables.classification.run import (
+    DEFAULT_CONFIG,
+    ClassificationRun,
+    cosine_lr,
+    make_problem,
+    resolve_config,
+    train_classifier,
+    train_epochs,
+)
+
+# Study presets. digits: the embedded default, CPU, 1 trial per study (2 studies at once on 2 cores),
+# max_t 10 epochs (rungs 1, 3, 9 at η = 3). cifar10: an 8-GPU node, 4 trials per study at 0.25 GPU
+# and 2 CPUs each (one GPU per study, 8 studies at once), τ = 0.88 validation accuracy.
+PRESETS: dict[str, dict[str, Any]] = {
+    "digits": {
+        "base_config": {"dataset": "digits", "batch_size": 128, "width": 1},
+        "max_t": 10, "seeds": 6, "budget": 40.0, "tau": 0.95,
+        "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "trials_per_study": 1,
+    },
+    "cifar10": {
+        "base_config": {"dataset": "cifar10", "batch_size": 128, "width": 1, "data_dir": "data/cifar10"},
+        "max_t": 27, "seeds": 50, "budget": 300.0, "tau": 0.88,
+        "cpus_per_trial": 2.0, "gpus_per_trial": 0.25, "trials_per_study": 4,
+    },
+}
+
+
+def _check_base_config(base: dict) -> None:
+    from trainables.classification.data import check_source
+
+    check_source(base.get("dataset", DEFAULT_CONFIG["dataset"]), base.get("data_dir"), base.get("download", False))
+
+
+def workload():
+    """The :class:`ohgw.studies.workload.Workload` of ResNet-20 classification (metric ``val_acc``, max)."""
+    from ohgw.space import SearchSpace
+    from ohgw.studies.workload import Workload
+
+    return Workload("resnet20", trainable=train_classifier, space=SearchSpace.default(), presets=PRESETS,
+                    metric="val_acc", mode="max", metric_range=(0.0, 1.0), check_base_config=_check_base_config)
+
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "PRESETS",
+    "ClassificationRun",
+    "cosine_lr",
+    "make_problem",
+    "resolve_config",
+    "train_classifier",
+    "train_epochs",
+    "workload",
+]
