@@ -12,10 +12,15 @@ Step rules, in search coordinates u (see :mod:`ohgw.space`):
   direction in v is the hyper-gradient's own. Unlike a sign step it does not
   amplify dimensions whose gradient is noise-level.
 
-Modes: ``hypergrad`` takes the step above; ``random`` takes a step of the *same
-length in v* in a uniformly random direction (the control for mere
-perturbation; it also computes g, so it is charged the same cost); ``none``
-leaves x unchanged at no cost.
+Modes: ``hypergrad`` takes the step above, clipped into the bounds; ``random`` takes a
+step of the *same length in v as the hyper-gradient step actually takes from the same
+point, after clipping*, in a uniformly random direction (the control for mere
+perturbation; it also computes g, so it is charged the same cost). The random step
+keeps that length under clipping by drawing its direction again when the step would
+leave the box (up to :data:`RANDOM_REDRAWS` draws: the direction stays uniform over the
+feasible ones), and near a corner projects the last draw into the box and rescales its
+free components back to the length. ``none`` leaves x unchanged at no cost. Both
+trials of a pair therefore move x by the same ``step_norm`` (recorded after clipping).
 
 ``hyper_steps`` repeats the step on fresh batch pairs (the multi-step ablation);
 ``lookahead`` is the number of unrolled optimizer steps inside each hyper-gradient.
@@ -97,7 +102,7 @@ class WarmStartRecord:
     x: dict[str, float]
     x_prime: dict[str, float]
     g: dict[str, float]
-    step_norm: float = 0.0  # ‖Δv‖₂ of the first step, in normalized coordinates
+    step_norm: float = 0.0  # ‖v(x′) − v(x)‖₂: the displacement actually taken (after clipping), normalized coords
     clipped: list[str] = field(default_factory=list)
     untouched: list[str] = field(default_factory=list)
     val_loss_before: float = float("nan")
@@ -126,22 +131,84 @@ def _as_source(batches) -> BatchSource:
     return lambda step: (train, val)
 
 
-def _step(space: SearchSpace, g: np.ndarray, settings: WarmStartSettings, rng: np.random.Generator) -> np.ndarray:
-    """Δu for one hyper-gradient g under the settings' rule and mode."""
-    rng_ = space.u_range
-    eta = settings.eta
+RANDOM_REDRAWS = 100  # directions the random control draws before it projects and rescales
+
+
+def _hypergrad_du(space: SearchSpace, g: np.ndarray, settings: WarmStartSettings) -> np.ndarray:
+    """Δu (before clipping) for one hyper-gradient g under the settings' step rule."""
+    scale = space.u_range
     if settings.step_rule == "raw":
-        du = eta * g
-    else:
-        gv = g * rng_
-        m = float(np.max(np.abs(gv)))
-        du = np.zeros_like(g) if m == 0 else rng_ * (eta * gv / m)
-    if settings.mode == "random":
-        length = float(np.linalg.norm(du / rng_))
-        direction = rng.standard_normal(len(g))
-        direction /= np.linalg.norm(direction)
-        du = rng_ * (length * direction)
-    return du
+        return settings.eta * g
+    gv = g * scale
+    m = float(np.max(np.abs(gv)))
+    return np.zeros_like(g) if m == 0 else scale * (settings.eta * gv / m)
+
+
+def _to_v(space: SearchSpace, u: np.ndarray) -> np.ndarray:
+    return (u - space.u_low) / space.u_range
+
+
+def _project_and_rescale(v: np.ndarray, step: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clip v − step into [0, 1]ⁿ and stretch the components that still have room back to ``length``.
+
+    Returns (step taken, mask of components pinned at a bound). Each round pins at least one
+    more component, so it ends after at most n rounds, at ``length`` unless no room is left.
+    """
+    taken = step
+    pinned = np.zeros(len(v), dtype=bool)
+    for _ in range(len(v) + 1):
+        new = np.clip(v - step, 0.0, 1.0)
+        taken = v - new
+        pinned |= new != v - step
+        if np.linalg.norm(taken) >= length * (1 - 1e-12) or pinned.all():
+            break
+        free = ~pinned
+        free_norm = float(np.linalg.norm(taken[free]))
+        if free_norm == 0:
+            break
+        step = taken.copy()
+        step[free] *= math.sqrt(max(length**2 - float(np.sum(taken[pinned] ** 2)), 0.0)) / free_norm
+    return taken, pinned
+
+
+def _random_dv(v: np.ndarray, length: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A step of exactly ``length`` (in v) in a uniformly random direction that stays in the box.
+
+    Directions whose step would leave [0, 1]ⁿ are drawn again (up to :data:`RANDOM_REDRAWS`
+    times), which keeps the direction uniform over the feasible ones. Near a corner where
+    that fails, the last draw is projected and rescaled (:func:`_project_and_rescale`).
+    """
+    n = len(v)
+    step = np.zeros(n)
+    for _ in range(RANDOM_REDRAWS):
+        d = rng.standard_normal(n)
+        step = length * d / np.linalg.norm(d)
+        new = v - step
+        if np.all((new >= 0.0) & (new <= 1.0)):
+            return step, np.zeros(n, dtype=bool)
+    return _project_and_rescale(v, step, length)
+
+
+def _take_step(
+    space: SearchSpace, u: np.ndarray, g: np.ndarray, settings: WarmStartSettings, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str]]:
+    """(new u, names clipped at a bound) after one step of the settings' mode from u.
+
+    ``hypergrad``: u − Δu(g), clipped into the bounds. ``random``: a step in a random
+    direction whose length in normalized coordinates equals the length the hyper-gradient step
+    *actually takes* from the same u (after its clipping), so the control moves exactly as far
+    as its partner; it stays in the box by redrawing the direction (see :func:`_random_dv`).
+    """
+    proposed = u - _hypergrad_du(space, g, settings)
+    new_u = space.clip_u(proposed)
+    clipped = [n for n, a, b in zip(space.names, proposed, new_u) if a != b]
+    if settings.mode != "random":
+        return new_u, clipped
+    v = _to_v(space, u)
+    length = float(np.linalg.norm(_to_v(space, new_u) - v))
+    dv, pinned = _random_dv(v, length, rng)
+    new_u = space.clip_u(space.u_low + (v - dv) * space.u_range)
+    return new_u, [n for n, p in zip(space.names, pinned) if p]
 
 
 def warm_start(
@@ -176,7 +243,7 @@ def warm_start(
     source = _as_source(batches)
     rng = np.random.default_rng(settings.seed)
     device = next(problem.model.parameters()).device
-    u = space.to_u(config)
+    u = u0 = space.to_u(config)
     clipped: set[str] = set()
     with Stopwatch(device) as sw:
         for step in range(settings.hyper_steps):
@@ -190,18 +257,14 @@ def warm_start(
                 record.nonfinite = True
                 record.reason = f"non-finite loss or hyper-gradient at hyper-step {step}"
                 break
-            du = _step(space, hg.g, settings, rng)
-            if step == 0:
-                record.step_norm = float(np.linalg.norm(du / space.u_range))
-            proposed = u - du
-            new_u = space.clip_u(proposed)
-            clipped |= {n for n, a, b in zip(space.names, proposed, new_u) if a != b}
-            u = new_u
+            u, hit = _take_step(space, u, hg.g, settings, rng)
+            clipped |= set(hit)
     record.wall_s, record.compute_s = sw.cost.wall_s, sw.cost.compute_s
     record.peak_rss_mib, record.cuda_peak_mib = sw.cost.peak_rss_mib, sw.cost.cuda_peak_mib
     if record.nonfinite:
         return dict(config), record
     record.clipped = sorted(clipped)
+    record.step_norm = float(np.linalg.norm(_to_v(space, u) - _to_v(space, u0)))
     record.x_prime = space.to_x(u)
     return space.with_values(config, record.x_prime), record
 

@@ -8,6 +8,7 @@ import torch
 
 from ohgw.space import SearchSpace
 from ohgw.update_rules import SGD
+from ohgw import warmstart
 from ohgw.protocol import INSTRUCTION_KEY as CONFIG_KEY
 from ohgw.warmstart import (
     WarmStartSettings,
@@ -69,6 +70,48 @@ def test_random_mode_has_same_step_norm_and_another_direction(setup):
     _, rnd2 = warm_start(problem, SPACE, CONFIG, (tb, vb), WarmStartSettings(mode="random", **kw))
     assert rnd2.x_prime == rnd.x_prime
     assert rnd.compute_s > 0  # the control pays the same hyper-gradient cost
+
+
+CORNER = {**CONFIG, "aug_magnitude": 0.0, "label_smoothing": 0.0, "lr": 1.0, "momentum": 0.0}
+
+
+def test_random_control_moves_as_far_as_its_partner_actually_moves_under_clipping(setup):
+    """At a corner of the box the hyper-gradient step is clipped and most random directions leave
+    the box: the control must still move x exactly as far (after clipping) as its partner does."""
+    problem, tb, vb = setup
+    kw = dict(step_rule="normalized", eta_h=0.3, seed=7)
+    _, hg = warm_start(problem, SPACE, CORNER, (tb, vb), WarmStartSettings(mode="hypergrad", **kw))
+    _, rnd = warm_start(problem, SPACE, CORNER, (tb, vb), WarmStartSettings(mode="random", **kw))
+    assert hg.clipped  # the partner's own step is shortened by the bounds
+    taken_hg, taken_rnd = np.linalg.norm(_v_step(SPACE, hg)), np.linalg.norm(_v_step(SPACE, rnd))
+    assert taken_hg > 0.05
+    assert math.isclose(taken_rnd, taken_hg, rel_tol=1e-9)
+    # the recorded step_norm is the step actually taken, for both
+    assert math.isclose(hg.step_norm, taken_hg, rel_tol=1e-12)
+    assert math.isclose(rnd.step_norm, taken_rnd, rel_tol=1e-12)
+    for p in SPACE.params:
+        assert p.low <= rnd.x_prime[p.name] <= p.high, p.name
+    cos = float(_v_step(SPACE, hg) @ _v_step(SPACE, rnd)) / (taken_hg * taken_rnd)
+    assert cos < 0.999
+
+
+def test_random_direction_is_redrawn_then_projected_and_rescaled(monkeypatch):
+    rng = np.random.default_rng(0)
+    v = np.array([0.0, 0.5, 1.0])
+    for _ in range(20):  # redraws: always the full length, always inside the box
+        dv, pinned = warmstart._random_dv(v, 0.3, rng)
+        assert math.isclose(float(np.linalg.norm(dv)), 0.3, rel_tol=1e-12) and not pinned.any()
+        assert np.all((v - dv >= 0) & (v - dv <= 1))
+    # hand-made fallback: from v = (0, 0.5) the step (−0.3, +0.6), of length √0.45, pushes component 1
+    # below 0: it is pinned there (a move of 0.5) and component 0 is stretched to √(0.45 − 0.25) = √0.2
+    dv, pinned = warmstart._project_and_rescale(np.array([0.0, 0.5]), np.array([-0.3, 0.6]), math.sqrt(0.45))
+    np.testing.assert_allclose(np.array([0.0, 0.5]) - dv, [math.sqrt(0.2), 0.0], atol=1e-12)
+    assert pinned.tolist() == [False, True]
+    monkeypatch.setattr(warmstart, "RANDOM_REDRAWS", 1)
+    corner = np.zeros(4)
+    dv, pinned = warmstart._random_dv(corner, 0.2, np.random.default_rng(3))
+    assert math.isclose(float(np.linalg.norm(dv)), 0.2, rel_tol=1e-9) or pinned.all()
+    assert np.all(corner - dv >= 0)
 
 
 def test_clipping_at_bounds(setup):
