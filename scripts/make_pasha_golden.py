@@ -5,7 +5,7 @@ into a separate throwaway virtualenv and run this script with that interpreter::
 
     python3 -m venv /tmp/synevenv
     /tmp/synevenv/bin/pip install "syne-tune==0.13.0" "numpy<1.27"
-    /tmp/synevenv/bin/python benchmarks/make_pasha_golden.py            # writes tests/data/pasha_golden.json
+    /tmp/synevenv/bin/python scripts/make_pasha_golden.py            # writes tests/data/pasha_golden.json
 
 It simulates W asynchronous workers on random learning curves (fixed seeds). Whenever a worker
 is free it asks syne-tune's ``HyperbandScheduler(type="pasha" | "promotion")`` for a trial
@@ -188,7 +188,7 @@ def main() -> None:
     if syne_tune.__version__ != "0.13.0":
         raise SystemExit(f"error: needs syne-tune 0.13.0, found {syne_tune.__version__}")
     scenarios = [run_scenario(spec, shim=not args.no_shim) for spec in SCENARIOS]
-    doc = {"generator": "benchmarks/make_pasha_golden.py", "syne_tune": syne_tune.__version__, "scenarios": scenarios}
+    doc = {"generator": "scripts/make_pasha_golden.py", "syne_tune": syne_tune.__version__, "scenarios": scenarios}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     for s in scenarios:

@@ -44,16 +44,52 @@ def test_reproduces_syne_tune_decisions(scenario):
                     assert r.eps_sample() == r.eps_sample(from_scratch=True), f"event {i}"
 
 
-def test_golden_trace_covers_the_interesting_cases():
+def _replay_through_code(scenario):
+    """Feed a golden scenario's inputs (reports, "a worker is free") to PashaRungs and keep what the
+    code decided: its promotions, every max resource it took, and the final rungs object."""
+    r = PashaRungs(**scenario["params"])
+    promotions, max_ts = [], [r.current_max_t]
+    for e in scenario["events"]:
+        if e["op"] == "suggest":
+            got = r.schedule()
+            if got is not None:
+                promotions.append(got)
+            elif e["result"][1] is not None:
+                r.start(e["result"][1])
+        else:
+            r.report(e["trial"], e["resource"], e["value"])
+            max_ts.append(r.current_max_t)
+    return r, promotions, max_ts
+
+
+def test_golden_scenarios_drive_the_code_through_the_interesting_cases():
     scen = {s["name"]: s for s in _golden()}
-    finals = {n: [e for e in s["events"] if e["op"] == "report"][-1] for n, s in scen.items()}
-    assert finals["pasha_max_w1"]["current_max_t"] == 27  # grew through every rung to max_t
-    assert finals["pasha_max_w3"]["current_max_t"] == 27
-    assert finals["pasha_min_w2"]["current_max_t"] == 9
-    assert finals["pasha_2rungs_w1"]["current_max_t"] == 1  # the reference's two-rung quirk
-    assert all(finals[n]["eps"] > 0 for n in ("pasha_max_w1", "pasha_min_w2", "pasha_eta2_w4"))
-    promos = sum(e["op"] == "suggest" and e["result"][0] == "resume" for s in scen.values() for e in s["events"])
-    assert promos > 250
+    runs = {n: _replay_through_code(s) for n, s in scen.items()}
+    for name, (r, promotions, max_ts) in runs.items():
+        events = scen[name]["events"]
+        final = [e for e in events if e["op"] == "report"][-1]
+        # what the code ends with is what syne-tune ended with
+        assert len(promotions) == sum(e["op"] == "suggest" and e["result"][0] == "resume" for e in events), name
+        assert sum(e[2] for entries in r.rungs.values() for e in entries) == len(promotions), name
+        if r.progressive:
+            assert (r.current_max_t, r.eps) == (final["current_max_t"], final["eps"]), name
+        else:  # promotion-type ASHA: fixed max resource, promotions out of every rung
+            assert set(max_ts) == {r.max_t} and {p[1] for p in promotions} == set(r.levels), name
+    # the code grew PASHA's max resource through every rung to max_t, and only as far as 9 in min mode
+    assert sorted(set(runs["pasha_max_w1"][2])) == [3, 9, 27]
+    assert runs["pasha_max_w3"][0].current_max_t == 27
+    assert sorted(set(runs["pasha_min_w2"][2])) == [3, 9]
+    assert sorted(set(runs["pasha_eta2_w4"][2]))[0] == 4 and runs["pasha_eta2_w4"][0].current_max_t > 4
+    # the reference's two-rung quirk: max resource stays at the first level, nothing is promoted
+    r, promotions, max_ts = runs["pasha_2rungs_w1"]
+    assert set(max_ts) == {1} and promotions == []
+    # criss-crossing curves gave the code a positive eps; promotions out of higher rungs happened
+    assert all(runs[n][0].eps > 0 for n in ("pasha_max_w1", "pasha_min_w2", "pasha_eta2_w4"))
+    assert any(p[1] > r.levels[0] for n in ("pasha_max_w1", "pasha_max_w3") for p in runs[n][1])
+    assert sum(len(p) for _, p, _ in runs.values()) > 250
+    # the ties scenario did put equal values side by side into the code's lowest rung
+    ties = runs["pasha_ties_w2"][0].rungs[1]
+    assert any(a[1] == b[1] for a, b in zip(ties, ties[1:]))
 
 
 # ---------------------------------------------------------------- rung levels, initial max resource, bad input

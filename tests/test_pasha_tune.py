@@ -1,4 +1,4 @@
-"""PASHA in real Tuner runs: pause/resume from checkpoints, and exact decisions across Tuner.restore."""
+"""PASHA in real Tuner runs: pause/resume from checkpoints, exact decisions across Tuner.restore, and OHGW around PASHA."""
 
 from __future__ import annotations
 
@@ -190,3 +190,115 @@ def test_promotion_asha_with_two_workers_runs_to_max_t(ray_cluster, tmp_path):
     stops = [d for d in log["log"] if d[0] == "report" and d[3] == "STOP"]
     assert stops and all(d[2] == MAX_T for d in stops)
     assert len([d for d in log["log"] if d[0] == "report"]) == len(results)
+
+
+# ---------------------------------------------------------------- OHGW around PASHA (default suite)
+def ohgw_trainable(config):
+    """A tiny user trainable: linear softmax model, SGD, the OHGW warm-start block, a checkpoint per epoch."""
+    import torch
+    import torch.nn.functional as F
+    from ray import tune
+
+    from ohgw import SGD, HyperGradProblem, maybe_warm_start
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 4, generator=g)
+    y = (x @ torch.randn(4, 2, generator=g)).argmax(1)
+    model = torch.nn.Linear(4, 2)
+    torch.manual_seed(0)
+
+    def loss(params, buffers, batch, hp=None):
+        return F.cross_entropy(torch.func.functional_call(model, (params, buffers), (batch[0],)), batch[1])
+
+    record, start = None, 0
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:  # warm-start once, at the start of training, never on resume
+        problem = HyperGradProblem(model, train_loss=loss, val_loss=loss, update_rule=SGD())
+        config, record = maybe_warm_start(config, problem, ((x[:32], y[:32]), (x[64:], y[64:])))
+    else:
+        with ckpt.as_directory() as d:
+            state = torch.load(os.path.join(d, "state.pt"))
+        model.load_state_dict(state["model"])
+        start = state["epoch"]
+    first = record.flat() if record is not None else {}
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], weight_decay=config["wd"])
+    for epoch in range(start + 1, config["max_t"] + 1):
+        opt.zero_grad()
+        F.cross_entropy(model(x[:64]), y[:64]).backward()
+        opt.step()
+        with torch.no_grad():
+            acc = float((model(x[64:]).argmax(1) == y[64:]).float().mean()) + config["lr"] / 100  # break ties
+        with tempfile.TemporaryDirectory() as d:
+            torch.save({"model": model.state_dict(), "epoch": epoch}, os.path.join(d, "state.pt"))
+            tune.report(
+                {"val_acc": acc, "resumed_from": start, "lr_used": config["lr"], **first},
+                checkpoint=tune.Checkpoint.from_directory(d),
+            )
+        first = {}
+
+
+def _result_log(path):
+    from ray import tune
+
+    class ResultLog(tune.Callback):
+        """Appends every result as it arrives (Tune's own per-trial log keeps only the last actor run)."""
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            keep = ("training_iteration", "resumed_from", "lr_used", "ohgw/x_prime/lr")
+            with open(path, "a") as f:
+                f.write(json.dumps([trial.trial_id, {k: result.get(k) for k in keep}]) + "\n")
+
+    return ResultLog()
+
+
+def test_ohgw_around_pasha_warm_starts_once_and_resumes_from_checkpoints(ray_cluster, tmp_path):
+    from ray import tune
+
+    from ohgw import SearchSpace
+    from ohgw.pasha import PASHA
+    from ohgw.tune.wrapper import OHGW
+
+    space = SearchSpace.from_bounds({"lr": (1e-2, 1.0), "wd": (1e-6, 1e-2)})
+    sched = OHGW(
+        PASHA(max_t=8, grace_period=1, reduction_factor=2, max_concurrent=2),
+        space,
+        mode="hypergrad",
+        step_rule="normalized",
+        seed=3,
+    )
+    n, path = 5, str(tmp_path / "results.jsonl")
+    grid = tune.Tuner(
+        tune.with_resources(ohgw_trainable, {"cpu": 1}),
+        param_space={**space.param_space(), "max_t": 8},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=n, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name="ohgw_pasha", storage_path=str(tmp_path), verbose=0, callbacks=[*sched.callbacks(), _result_log(path)]
+        ),
+    ).fit()
+    assert grid.num_errors == 0 and len(grid) == n
+    assert len(sched.records) == n
+    rows: dict[str, list[dict]] = {}
+    with open(path) as f:
+        for line in f:
+            tid, row = json.loads(line)
+            rows.setdefault(tid, []).append(row)
+    resumed = 0
+    for result in grid:
+        tid = result.metrics["trial_id"]
+        seq, x_prime = rows[tid], sched.records[tid]["x_prime"]
+        # every epoch once, in order; x' is reported with the first epoch only (one warm-start per trial)
+        assert [r["training_iteration"] for r in seq] == list(range(1, len(seq) + 1)), seq
+        assert [r["ohgw/x_prime/lr"] is not None for r in seq] == [True] + [False] * (len(seq) - 1), seq
+        assert seq[0]["ohgw/x_prime/lr"] == pytest.approx(x_prime["lr"])
+        # x' is what trained, before and after every resume, and what result.config shows
+        assert [r["lr_used"] for r in seq] == pytest.approx([x_prime["lr"]] * len(seq))
+        assert result.config["lr"] == pytest.approx(x_prime["lr"]) and result.config["ohgw"]["applied"] == "hypergrad"
+        assert result.config["ohgw_x"]["lr"] != pytest.approx(x_prime["lr"])
+        assert seq[0]["resumed_from"] == 0
+        for r, prev in zip(seq[1:], seq):  # a new actor run continues right after the epoch it paused at
+            assert r["resumed_from"] in (prev["resumed_from"], prev["training_iteration"]), seq
+        resumed += any(r["resumed_from"] > 0 for r in seq)
+    assert resumed >= 1, "no trial was paused and resumed from its checkpoint"
+    # what PASHA (inside OHGW) decided is what happened: every promoted trial went past its rung
+    promotions = [d for d in sched.scheduler.decisions if d[0] == "promote"]
+    assert promotions and all(len(rows[tid]) > resume_from for _, tid, resume_from, _ in promotions)

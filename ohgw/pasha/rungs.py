@@ -34,7 +34,7 @@ reference (syne-tune 0.13.0, ``hyperband_pasha.py`` / ``hyperband_promotion.py``
   it iterates a Python ``set`` of string ids per epoch and remembers *ordered* pairs, so a pair
   whose hash order differs between two epochs is counted twice; its eps, and on some result
   streams its decisions, change with PYTHONHASHSEED. The golden trace
-  (``benchmarks/make_pasha_golden.py``) runs the reference with start-ordered sets, which makes
+  (``scripts/make_pasha_golden.py``) runs the reference with start-ordered sets, which makes
   it count exactly as we do.
 """
 

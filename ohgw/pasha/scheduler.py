@@ -22,6 +22,11 @@ How it maps onto Tune:
   so it starts from scratch when released). ``choose_trial_to_run`` is idempotent: it first
   returns any trial that holds a worker but is still PAUSED (released by (1), or held a worker
   before a ``Tuner.restore`` or a retried failure) and otherwise decides only for a free worker.
+- After a PAUSE, Tune saves the trial's checkpoint and only then marks it PAUSED; other trials'
+  reports are handled during the save, while the trial still shows as RUNNING. Such a trial can
+  be promoted then: it holds a worker at once and ``choose_trial_to_run`` hands it out once it
+  is PAUSED (exactly once: Tune then marks it PENDING). Only an ended trial (TERMINATED, ERROR)
+  is passed over for promotion.
 - ``max_concurrent=None`` takes the number of trials whose resource request fits into the Ray
   cluster at once. Because new trials are held, Tune asks the searcher for trials early (a
   ``BasicVariantGenerator`` hands out all of them at once; a model-based searcher suggests
@@ -248,7 +253,7 @@ class PASHA(TrialScheduler):
             return decision
         if decision == TrialScheduler.STOP:
             self._stopped.add(tid)
-        nxt = self._assign_free_worker(core, trial)  # this trial's worker is free now
+        nxt = self._assign_free_worker(core)  # this trial's worker is free now
         if nxt is not None and nxt.trial_id == tid:
             return TrialScheduler.CONTINUE  # promoted straight away: no need to pause and resume
         return decision
@@ -292,8 +297,10 @@ class PASHA(TrialScheduler):
             )
             if len(holding) + foreign < self._workers(trials):
                 chosen = self._assign_free_worker(core)
-                if chosen is not None:
+                if chosen is not None and chosen.status == Trial.PAUSED:
                     return chosen
+                # A trial promoted while Tune still saves its pause checkpoint (RUNNING): it holds
+                # the worker now, and the loop above hands it out once Tune marks it PAUSED.
         if holding or self._queue:
             return None
         if any(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials):
@@ -323,17 +330,22 @@ class PASHA(TrialScheduler):
                 now - self._stuck_since,
             )
 
-    def _assign_free_worker(self, core: PashaRungs, reporting: Trial | None = None) -> Trial | None:
+    def _assign_free_worker(self, core: PashaRungs) -> Trial | None:
         """A worker is free: promote a paused trial, else start the oldest held new trial.
 
-        ``reporting`` is the trial whose report just freed the worker (still RUNNING in Tune).
+        The promoted trial may be the one whose report just freed the worker (still RUNNING in
+        Tune). A promoted trial need not be PAUSED yet: after a PAUSE decision Tune saves the trial's
+        checkpoint first and only then marks it PAUSED, so during the save it still shows as
+        RUNNING while other trials' reports are handled. It holds the worker from now on and
+        :meth:`choose_trial_to_run` hands it out once it is PAUSED. Only a trial that has ended
+        (TERMINATED, ERROR) or that Tune no longer knows cannot be resumed.
         """
         while True:
             promoted = core.schedule()
             if promoted is None:
                 break
             trial = self._trials.get(promoted[0])
-            if trial is not None and (trial.status == Trial.PAUSED or trial is reporting):
+            if trial is not None and trial.status not in (Trial.TERMINATED, Trial.ERROR):
                 self._log.append(("promote", *promoted))
                 return trial
             core.remove(promoted[0])  # gone from Tune (stopped or errored): not resumable
