@@ -2,7 +2,8 @@
 """Speed of the T@tau analysis on a study-sized dataset (target: <= 20 s on 2 CPU cores).
 
 Generates 50 seeds x 6 methods x 100 trials with max_t = 27 (ASHA rungs 1, 3, 9, 27; ``--full``:
-every trial runs all 27 epochs, 2,700 reports per study) and times ``ohgw.analysis.analyze``
+every trial runs all 27 epochs, 2,700 reports per study) with ``ohgw.testing.synthetic_results``
+(the ``ohgw.results`` layout, schema version 2) and times ``ohgw.analysis.analyze``
 (load + statistics + report.html + summary.json) in this process, printing each phase and the
 ratio to the 20 s budget.
 

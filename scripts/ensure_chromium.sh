@@ -1,36 +1,42 @@
 #!/usr/bin/env bash
-# Make Debian's chromium available for the report's headless-browser test.
+# Make Debian's chromium available for the report's headless-browser test (tests/test_analysis_report.py).
 #
-# Installs the `chromium` package with apt-get when /usr/bin/chromium is missing and we are root
-# with apt-get available. Never fails the caller: when it cannot install, it says why and exits 0
-# (the browser test then skips with a clear reason).
+# Exits 0 when chromium is present (CHROMIUM_BIN, default /usr/bin/chromium, or `chromium` on PATH)
+# or once it has installed it with apt-get (needs root). Otherwise it fails loudly: one line
+# "ensure_chromium: error: ..." on stderr and exit status 1. The browser test never skips: without
+# chromium it fails, pointing here.
 set -u
 
-if [ -x /usr/bin/chromium ]; then
-    echo "ensure_chromium: /usr/bin/chromium present"
+BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
+
+fail() {
+    echo "ensure_chromium: error: $1; the report test (tests/test_analysis_report.py) needs chromium" >&2
+    exit 1
+}
+
+if [ -x "$BIN" ]; then
+    echo "ensure_chromium: $BIN present"
     exit 0
 fi
-if [ "$(id -u)" != "0" ]; then
-    echo "ensure_chromium: not root; skipping chromium install (browser test will be skipped)"
+if [ -z "${CHROMIUM_BIN:-}" ] && command -v chromium >/dev/null 2>&1; then
+    echo "ensure_chromium: $(command -v chromium) present"
     exit 0
+fi
+if [ "${EUID:-$(id -u)}" != "0" ]; then
+    fail "$BIN is missing and installing it needs root (run: sudo bash scripts/ensure_chromium.sh)"
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure_chromium: apt-get not available; skipping chromium install (browser test will be skipped)"
-    exit 0
+    fail "$BIN is missing and apt-get is not available to install the chromium package"
 fi
 
 export DEBIAN_FRONTEND=noninteractive
 if ! apt-get update -qq >/dev/null 2>&1; then
-    echo "ensure_chromium: apt-get update failed (no package mirror?); skipping chromium install"
-    exit 0
+    fail "apt-get update failed (no package mirror reachable?), chromium not installed"
 fi
 if ! apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then
-    echo "ensure_chromium: apt-get install chromium failed; skipping (browser test will be skipped)"
-    exit 0
+    fail "apt-get install chromium failed"
 fi
-if [ -x /usr/bin/chromium ]; then
-    echo "ensure_chromium: installed $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
-else
-    echo "ensure_chromium: chromium package installed but /usr/bin/chromium is missing"
+if [ ! -x "$BIN" ]; then
+    fail "the chromium package is installed but $BIN is missing"
 fi
-exit 0
+echo "ensure_chromium: installed $("$BIN" --version 2>/dev/null || echo chromium)"

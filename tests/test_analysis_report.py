@@ -1,10 +1,12 @@
 """The HTML report renders in headless Chromium: every figure has data, no JS error, a non-blank screenshot.
 
-Needs Debian's chromium (``scripts/ensure_chromium.sh`` installs it); skipped with the reason when absent.
+Needs Debian's chromium (``scripts/ensure_chromium.sh`` installs it, or fails loudly when it cannot).
+These tests never skip: without chromium they fail, locally and in CI alike, saying to run that script.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -17,10 +19,8 @@ from ohgw.analysis import AnalysisWarning, analyze
 from ohgw.analysis.report import figures
 from ohgw.testing.synthetic_results import generate
 
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium not installed (run scripts/ensure_chromium.sh as root to install it)"
-)
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
@@ -36,6 +36,9 @@ def report(tmp_path_factory):
 
 
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    if CHROMIUM is None:
+        pytest.fail("chromium not found (neither on PATH nor /usr/bin/chromium): run scripts/ensure_chromium.sh "
+                    "(as root) to install it", pytrace=False)
     cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp / 'profile'}", "--virtual-time-budget=15000", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
@@ -71,3 +74,18 @@ def test_screenshot_is_not_blank(report):
     non_white = sum(1 for p in pixels if min(p) < 235) / len(pixels)
     assert non_white > 0.05, f"screenshot is almost blank ({non_white:.1%} non-white pixels)"
     assert len(set(pixels)) > 50
+
+
+def test_ensure_chromium_fails_loudly_when_it_cannot_install(tmp_path):
+    script = ROOT / "scripts" / "ensure_chromium.sh"
+    # no chromium at CHROMIUM_BIN and no apt-get on PATH: as root or not, it cannot install
+    env = {**os.environ, "PATH": str(tmp_path), "CHROMIUM_BIN": str(tmp_path / "chromium")}
+    r = subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ensure_chromium: error: "), r.stderr
+    assert str(tmp_path / "chromium") in lines[0]
+    if CHROMIUM is not None:
+        ok = subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "CHROMIUM_BIN": CHROMIUM})
+        assert ok.returncode == 0 and ok.stdout.strip() == f"ensure_chromium: {CHROMIUM} present", ok.stderr

@@ -1,6 +1,11 @@
 """Analysis of an OHGW study: T@tau on three clocks, paired tests, criteria, report, summary.json.
 
 The runner calls :func:`analyze` at the end of the main job; ``experiments/analyze.py`` is the CLI.
+The package depends on one ohgw module only, :mod:`ohgw.results` (the dataset's columns, partition
+codec and reader): :mod:`.load` reads and validates an experiment (schema version 2; the search
+space the run recorded), :mod:`.ttt` computes T@tau, :mod:`.stats` the paired tests,
+:mod:`.configs` what happens to configs (in the run's search coordinates), :mod:`.summary` gathers
+every number and the criteria, :mod:`.text` and :mod:`.report` show them.
 
 >>> from ohgw.analysis import analyze, format_tables  # doctest: +SKIP
 >>> summary = analyze("results/", tau=0.9)            # doctest: +SKIP

@@ -7,8 +7,9 @@ method has no decisions recorded (all ""), the distinct ``last_epoch`` values of
 a rung (their last epoch is not a scheduler decision). Survival at rung r = share of a study's trials whose
 ``last_epoch`` >= r, averaged over the method's studies.
 
-Shift x -> x' is measured in search coordinates u (log10 for lr and wd, identity otherwise;
-``ohgw.space.KNOWN_TRANSFORMS``), the coordinates the warm-start step is taken in.
+Shift x -> x' is measured in search coordinates u, the coordinates the warm-start step is taken
+in: each hyper-parameter's transform ("log10" or "identity") comes from the search space the run
+recorded (``studies.space``, :attr:`Results.transforms`), never from library defaults.
 
 Promoted configs = trials whose ``last_epoch`` exceeds the method's first rung; the config of a
 trial is x' where recorded, else x. Divergence between the promoted configs of a method and of its
@@ -16,8 +17,10 @@ vanilla partner (pooled over seeds): per psi, KL(method || vanilla) of 20-bin hi
 pooled range with 0.5 added to each bin count (named ``kl_hist``); jointly, the closed-form KL of
 the two fitted multivariate Gaussians (named ``kl_gauss``).
 
->>> to_u("lr", np.array([0.1, 0.01]))
+>>> to_u(np.array([0.1, 0.01]), "log10")
 array([-1., -2.])
+>>> to_u(np.array([0.1, 0.01]), "identity")
+array([0.1 , 0.01])
 """
 
 from __future__ import annotations
@@ -28,21 +31,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ohgw.space import KNOWN_TRANSFORMS
-
-from .load import Results
+from .load import AnalysisError, Results
 
 KL_BINS = 20
 # Trials that ended for reasons other than a scheduler decision never define a rung level.
 NOT_RUNG_STATUSES = ("STOPPED_BY_BUDGET", "ERROR", "DIVERGED")
 
 
-def to_u(psi: str, x: np.ndarray) -> np.ndarray:
+def to_u(x: np.ndarray, transform: str) -> np.ndarray:
+    """Natural values ``x`` in search coordinates of ``transform`` (non-positive values under log10 -> NaN)."""
     x = np.asarray(x, float)
-    if KNOWN_TRANSFORMS.get(psi) == "log10":
+    if transform == "log10":
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(x > 0, np.log10(np.where(x > 0, x, 1.0)), np.nan)
-    return x
+    if transform == "identity":
+        return x
+    raise AnalysisError(f"transform: must be 'log10' or 'identity', got {transform!r}")
 
 
 def rung_levels(res: Results) -> dict[str, list[float]]:
@@ -98,7 +102,8 @@ def shifts(res: Results) -> dict[str, dict[str, dict]]:
         for p in res.psi:
             if f"x_prime.{p}" not in sub.columns:
                 continue
-            du = to_u(p, sub[f"x_prime.{p}"]) - to_u(p, sub[f"x.{p}"])
+            tf = res.transforms[p]
+            du = to_u(sub[f"x_prime.{p}"], tf) - to_u(sub[f"x.{p}"], tf)
             du = du[np.isfinite(du)]
             if len(du) == 0:
                 continue
@@ -123,7 +128,7 @@ def promoted_configs(res: Results, method: str, first_rung: float) -> pd.DataFra
         if f"x_prime.{p}" in sub.columns:
             xp = sub[f"x_prime.{p}"].to_numpy(float)
             x = np.where(np.isfinite(xp), xp, x)
-        cols[p] = to_u(p, x)
+        cols[p] = to_u(x, res.transforms[p])
     return pd.DataFrame(cols, index=sub.index)
 
 

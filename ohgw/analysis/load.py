@@ -1,11 +1,17 @@
-"""Load and validate one experiment of the Parquet results dataset (see ``ohgw.results``).
+"""Load and validate one experiment of the Parquet results dataset.
 
-Everything the analysis reads passes through :func:`load_results`, which turns every kind of bad
-input into one :class:`AnalysisError` line naming the problem: no studies, files missing required
-columns (named), several experiments in one directory, unknown modes, duplicate studies.
+The analysis reads only through :mod:`ohgw.results` (its one reader, :func:`ohgw.results.read_table`,
+and its codec for the partition folders); nothing here parses paths or opens Parquet files.
+Everything passes through :func:`load_results`, which turns every kind of bad input into one
+:class:`AnalysisError` line naming the problem: no studies, files missing required columns
+(named), a dataset of another schema version (version 1 is refused: it lacks the search space),
+several experiments in one directory, unknown modes, duplicate studies, studies disagreeing on the
+search space.
 
 Scores are converted to "higher is better" here (``score`` / ``test`` columns; a "min" study's
 scores are negated) and the compute clock is converted to GPU-hours when the studies ran on GPUs.
+The search space is the run's own (``studies.space``): :attr:`Results.transforms` maps each
+hyper-parameter to the transform ("log10" or "identity") of its search coordinates.
 
 >>> import tempfile
 >>> try:
@@ -17,26 +23,19 @@ no studies found (expected studies/experiment=*/method=*/seed=*/part-0.parquet)
 
 from __future__ import annotations
 
+import json
 import os
-import urllib.parse
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from ohgw.results import PARTITION_COLUMNS, REQUIRED_COLUMNS, TABLES, psi_names
+from ohgw.results import ResultsError, psi_names, read_table, space_transforms, study_key, table_files
 
 # The three clocks of T@tau: name -> column in iterations and studies.
 CLOCKS: dict[str, str] = {"wall": "wall_s", "compute": "compute_s", "epochs": "epoch_equiv"}
-
-_PARTITIONING = ds.partitioning(
-    pa.schema([("experiment", pa.string()), ("method", pa.string()), ("seed", pa.int64())]), flavor="hive"
-)
 
 
 class AnalysisError(ValueError):
@@ -67,6 +66,8 @@ class Results:
     compute_unit: str  # "GPU-h" or "compute s"
     warnings: list[str] = field(default_factory=list)
     compute_factor: np.ndarray | None = None  # per sid: compute seconds -> GPU-hours (None on CPU)
+    space: dict = field(default_factory=dict)  # the run's SearchSpace.to_dict() (studies.space)
+    transforms: dict[str, str] = field(default_factory=dict)  # psi -> "log10" / "identity", from space
 
     @property
     def sign(self) -> float:
@@ -96,65 +97,34 @@ def warn(results_or_list, message: str) -> None:
     warnings.warn(message, AnalysisWarning, stacklevel=3)
 
 
-def _files(root: Path, table: str) -> list[Path]:
-    return sorted(
-        p
-        for p in (root / table).glob("experiment=*/method=*/seed=*/*.parquet")
-        if not p.name.startswith(".")
-    )
-
-
-def _key(path: Path) -> tuple[str, str, int]:
-    seed_dir = path.parent
-    return (
-        urllib.parse.unquote(seed_dir.parent.parent.name.split("=", 1)[1]),
-        urllib.parse.unquote(seed_dir.parent.name.split("=", 1)[1]),
-        int(seed_dir.name.split("=", 1)[1]),
-    )
-
-
-def _check_columns(root: Path, table: str, files: list[Path]) -> pa.Schema:
-    """Every file of ``table`` holds the required columns; returns the unified schema."""
-    if not files:
-        return pa.schema([])
-    schemas = []
-    bad: list[tuple[Path, list[str]]] = []
-    for f in files:
-        try:
-            schema = pq.read_schema(f)
-        except (OSError, pa.ArrowException) as e:
-            raise AnalysisError(f"results_dir: {f.relative_to(root)} is not a readable Parquet file ({e})") from e
-        missing = [c for c in REQUIRED_COLUMNS[table] if c not in schema.names]
-        if missing:
-            bad.append((f, missing))
-        schemas.append(pa.schema([fld for fld in schema if fld.name not in PARTITION_COLUMNS]))
-    if bad:
-        f, missing = bad[0]
-        more = f" (and {len(bad) - 1} more {table} files)" if len(bad) > 1 else ""
-        raise AnalysisError(
-            f"results_dir: {f.relative_to(root)} is missing required columns: {', '.join(missing)}{more}"
-        )
+def _read(root: Path, table: str, experiment: str, columns: list[str] | None = None) -> pd.DataFrame:
     try:
-        return pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowTypeError, pa.ArrowInvalid) as e:
-        raise AnalysisError(f"results_dir: the {table} files disagree on column types ({e})") from e
+        return read_table(root, table, experiment=experiment, columns=columns, check=True)
+    except ResultsError as e:
+        raise AnalysisError(str(e)) from e
 
 
-def _read(root: Path, table: str, schema: pa.Schema, experiment: str, columns: list[str] | None) -> pd.DataFrame:
-    full = pa.unify_schemas([schema, _PARTITIONING.schema], promote_options="permissive")
-    dataset = ds.dataset(
-        root / table,
-        schema=full,
-        format="parquet",
-        partitioning=_PARTITIONING,
-        exclude_invalid_files=False,
-        ignore_prefixes=[".tmp-", "."],
-    )
-    cols = None if columns is None else [c for c in columns if c in full.names]
-    df = dataset.to_table(columns=cols, filter=ds.field("experiment") == experiment).to_pandas()
-    df["method"] = df["method"].astype(str)
-    df["seed"] = df["seed"].astype("int64")
-    return df
+def _space(studies: pd.DataFrame) -> tuple[dict, dict[str, str]]:
+    """The experiment's search space (all studies must record the same) and its transforms."""
+    parsed: dict[str, tuple[int, dict]] = {}
+    for i, text in enumerate(studies["space"].astype(str)):
+        if text not in parsed:
+            try:
+                space_transforms(text)
+                parsed[text] = (i, json.loads(text))
+            except ResultsError as e:
+                m, s = studies.loc[i, ["method", "seed"]]
+                raise AnalysisError(f"{e} (method {m!r} seed {s})") from e
+    spaces = {json.dumps(d["params"], sort_keys=True): (i, d) for i, d in parsed.values()}
+    if len(spaces) > 1:
+        (i, _), (j, _) = list(spaces.values())[:2]
+        a, b = (tuple(studies.loc[k, ["method", "seed"]]) for k in (i, j))
+        raise AnalysisError(
+            f"studies.space: the studies disagree on the search space (method {a[0]!r} seed {a[1]} vs method "
+            f"{b[0]!r} seed {b[1]}); one experiment needs one space"
+        )
+    space = next(iter(spaces.values()))[1]
+    return space, {str(p["name"]): str(p["transform"]) for p in space["params"]}
 
 
 def _one(studies: pd.DataFrame, column: str, rule: str) -> str:
@@ -173,12 +143,11 @@ def load_results(results_dir: str | os.PathLike, experiment: str | None = None) 
     root = Path(results_dir)
     if not root.is_dir():
         raise AnalysisError(f"results_dir {str(root)!r}: not a directory")
-    files = {t: _files(root, t) for t in TABLES}
-    if not files["studies"]:
+    experiments = sorted({study_key(f)[0] for f in table_files(root, "studies")})
+    if not experiments:
         raise AnalysisError(
             f"results_dir {str(root)!r}: no studies found (expected studies/experiment=*/method=*/seed=*/part-0.parquet)"
         )
-    experiments = sorted({_key(f)[0] for f in files["studies"]})
     if experiment is None:
         if len(experiments) > 1:
             raise AnalysisError(
@@ -187,10 +156,8 @@ def load_results(results_dir: str | os.PathLike, experiment: str | None = None) 
         experiment = experiments[0]
     elif experiment not in experiments:
         raise AnalysisError(f"experiment {experiment!r}: not in results_dir {str(root)!r} (has {experiments})")
-    files = {t: [f for f in fs if _key(f)[0] == experiment] for t, fs in files.items()}
-    schemas = {t: _check_columns(root, t, files[t]) for t in TABLES}
 
-    studies = _read(root, "studies", schemas["studies"], experiment, None)
+    studies = _read(root, "studies", experiment)
     dup = studies.duplicated(["method", "seed"])
     if dup.any():
         m, s = studies.loc[dup, ["method", "seed"]].iloc[0]
@@ -206,22 +173,26 @@ def load_results(results_dir: str | os.PathLike, experiment: str | None = None) 
         raise AnalysisError(f"studies.vanilla_method: method {m!r} names more than one vanilla partner")
     studies = studies.sort_values(["method", "seed"]).reset_index(drop=True)
     studies["sid"] = np.arange(len(studies), dtype=np.int64)
+    space, transforms = _space(studies)
     sign = 1.0 if mode == "max" else -1.0
 
     it_cols = [
         "trial_index", "epoch", "val_score", "test_score", "wall_s", "compute_s", "epoch_equiv",
         "ws_compute_s", "decision", "method", "seed",
     ]
-    iterations = _read(root, "iterations", schemas["iterations"], experiment, it_cols) if files["iterations"] else None
-    trials = _read(root, "trials", schemas["trials"], experiment, None) if files["trials"] else None
-    empty_it = pd.DataFrame({c: pd.Series(dtype="float64") for c in it_cols})
-    iterations = empty_it if iterations is None else iterations
-    trials = pd.DataFrame(columns=[*REQUIRED_COLUMNS["trials"], "method", "seed"]) if trials is None else trials
+    iterations = _read(root, "iterations", experiment, it_cols)
+    trials = _read(root, "trials", experiment)
+    unknown = [p for p in psi_names(trials.columns) if p not in transforms]
+    if unknown:
+        raise AnalysisError(
+            f"trials.x.{unknown[0]}: hyper-parameter {unknown[0]!r} is not in the studies' search space "
+            f"(has {sorted(transforms)})"
+        )
 
     key = studies[["method", "seed", "sid"]]
 
     def attach(df: pd.DataFrame) -> pd.DataFrame:
-        # rows of studies without a studies file (interrupted writes) drop out of the inner join
+        # read_table returns complete studies only; the join attaches each row's sid
         df = df.astype({"method": str, "seed": "int64"})
         return df.merge(key, on=["method", "seed"], how="inner", sort=False)
 
@@ -250,6 +221,7 @@ def load_results(results_dir: str | os.PathLike, experiment: str | None = None) 
     res = Results(
         results_dir=root, experiment=experiment, metric=metric, mode=mode, studies=studies, trials=trials,
         iterations=iterations, psi=psi_names(trials.columns), compute_unit="GPU-h" if on_gpu else "compute s",
+        space=space, transforms=transforms,
     )
     if uses_gpu.any() and not on_gpu:
         warn(res, "studies: some studies' trials used GPUs and some did not; the compute clock stays in compute seconds")

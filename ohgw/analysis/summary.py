@@ -49,8 +49,9 @@ RULES = (
     "time before a study's first report.",
     "Rung levels = epochs of scheduler STOP/PAUSE decisions (else trials' last epochs) plus max_t; trials stopped "
     "by the budget, failed or diverged never define a rung.",
-    "Shift x -> x' and promoted-config divergence are in search coordinates (log10 lr, wd); KL(method || vanilla): "
-    "kl_hist per psi (20 bins, +0.5 per bin), kl_gauss joint (fitted Gaussians).",
+    "Shift x -> x' and promoted-config divergence are in the run's search coordinates (each psi's transform as "
+    "recorded in studies.space); KL(method || vanilla): kl_hist per psi (20 bins, +0.5 per bin), kl_gauss joint "
+    "(fitted Gaussians).",
     "Extra compute (C3) = warm-start compute / (total compute - warm-start compute), minus the partner's; extra "
     "memory = median over pairs of studies.peak_rss_mib ratio - 1. GPU-hours = compute_s * gpus_per_trial / 3600.",
 )

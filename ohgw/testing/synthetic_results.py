@@ -1,10 +1,13 @@
-"""Synthetic results datasets in the ``ohgw.results`` layout, for tests, benchmarks and demos.
+"""Synthetic results datasets in the ``ohgw.results`` layout (schema version 2), for tests, benchmarks and demos.
 
 :func:`study_frames` fills every required column around a few hand-made reports (fixtures with
-known T@tau). :func:`generate` writes whole paired experiments: per seed, every method sees the
-same sampled configs; an ASHA-like synchronous successive halving (rungs grace * eta^k) stops
-trials; "+ohgw" methods move each config a little (recording g = -du / 1e-3) and learn faster by
-``speedup``; other perturbed methods (e.g. "+random") move without a hyper-gradient.
+known T@tau); the study's search space (``studies.space``) is :data:`SPACE` unless given.
+:func:`generate` writes whole paired experiments: per seed, every method sees the same sampled
+configs; an ASHA-like synchronous successive halving (rungs grace * eta^k) stops trials; "+ohgw"
+methods move each config a little (recording g = -du / 1e-3 and the warm-start settings
+``ws_step_rule`` = "normalized", ``ws_eta_h``, ``ws_hyper_steps`` = ``ws_lookahead`` = 1,
+``ws_step_norm`` = |du / u_range|) and learn faster by ``speedup``; other perturbed methods (e.g.
+"+random") move without a hyper-gradient and record the vanilla warm-start settings.
 
 >>> it, tr, st = study_frames(pd.DataFrame({"trial_index": [0, 1], "epoch": [1, 1], "val_score": [0.5, 0.7],
 ...                                         "wall_s": [1.0, 2.0], "compute_s": [1.0, 2.0],
@@ -21,9 +24,23 @@ import os
 import numpy as np
 import pandas as pd
 
-from ohgw.results import write_study
+from ohgw.results import SCHEMA_VERSION, write_study
 
 PSI = ("lr", "wd", "momentum", "aug_magnitude", "label_smoothing")
+# The search space of the synthetic studies, as ``SearchSpace.to_dict()`` writes it.
+SPACE: dict = {
+    "params": [
+        {"name": "lr", "low": 1e-3, "high": 1.0, "transform": "log10"},
+        {"name": "wd", "low": 1e-6, "high": 1e-2, "transform": "log10"},
+        {"name": "momentum", "low": 0.5, "high": 0.99, "transform": "identity"},
+        {"name": "aug_magnitude", "low": 0.0, "high": 1.0, "transform": "identity"},
+        {"name": "label_smoothing", "low": 0.0, "high": 0.2, "transform": "identity"},
+    ],
+    "discrete": {},
+}
+# Warm-start settings of a trial without a warm-start (the ``trials.ws_*`` columns).
+VANILLA_WS = {"ws_step_rule": "", "ws_eta_h": float("nan"), "ws_hyper_steps": 0, "ws_lookahead": 0,
+              "ws_step_norm": 0.0}
 
 
 def study_frames(
@@ -38,13 +55,16 @@ def study_frames(
     peak_rss_mib: float = 1000.0,
     n_gpus: int = 0,
     metric: str = "val_acc",
+    space: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(iterations, trials, studies) frames with all required columns around ``reports``.
 
     ``reports`` needs trial_index, epoch, val_score, wall_s, compute_s, epoch_equiv; other
     iteration columns get defaults. ``end`` overrides the study's wall_s/compute_s/epoch_equiv
     totals (default: the largest report values). ``configs`` (index trial_index) holds
-    x.<psi> / x_prime.<psi> / g.<psi> columns and optional ws_compute_s, peak_rss_mib, status.
+    x.<psi> / x_prime.<psi> / g.<psi> columns and optional ws_compute_s, peak_rss_mib, status and
+    ``ws_*`` warm-start settings (default: :data:`VANILLA_WS`). ``space`` (default :data:`SPACE`)
+    is the ``SearchSpace.to_dict()`` recorded in ``studies.space``.
     """
     it = reports.copy().reset_index(drop=True)
     it["trial_index"] = it["trial_index"].astype("int64")
@@ -74,6 +94,8 @@ def study_frames(
     tr["status"] = "TERMINATED"
     tr["diverged"] = False
     tr["ws_mode"] = ""
+    for c, v in VANILLA_WS.items():
+        tr[c] = v
     tr["ws_wall_s"] = tr["ws_compute_s"]
     tr["ws_peak_rss_mib"] = 0.0
     tr["peak_rss_mib"] = peak_rss_mib
@@ -85,7 +107,8 @@ def study_frames(
     totals = {c: float(it[c].max()) if len(it) else 0.0 for c in ("wall_s", "compute_s", "epoch_equiv")}
     totals.update(end or {})
     st = pd.DataFrame([{
-        "study_id": "study", "vanilla_method": vanilla_method, "metric": metric, "mode": mode,
+        "study_id": "study", "schema_version": SCHEMA_VERSION, "space": json.dumps(SPACE if space is None else space),
+        "vanilla_method": vanilla_method, "metric": metric, "mode": mode,
         "budget_kind": "epochs", "budget": totals["epoch_equiv"], "tau": tau, "max_t": max_t,
         "start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T01:00:00Z", "completed": True,
         "wall_s": totals["wall_s"], "compute_s": totals["compute_s"], "epoch_equiv": totals["epoch_equiv"],
@@ -149,11 +172,16 @@ def generate(
 ) -> None:
     """Write ``n_seeds`` x methods studies. ``methods`` maps name -> {"vanilla": name or "",
     "speedup": learning-rate factor (1 = vanilla), "shift": std of the x -> x' move in u,
-    "ws_s": warm-start seconds per trial, "peak": peak RSS MiB}. ``full``: no early stopping."""
+    "ws_s": warm-start seconds per trial, "peak": peak RSS MiB, "eta_h": hyper step size of a
+    "+ohgw" method (default 0.05)}. ``full``: no early stopping."""
     methods = methods or {
         "asha": {"vanilla": ""},
         "asha+ohgw": {"vanilla": "asha", "speedup": 1.4, "shift": 0.05, "ws_s": 0.02},
         "asha+random": {"vanilla": "asha", "speedup": 1.0, "shift": 0.05},
+    }
+    u_range = {
+        p["name"]: (np.log10(p["high"]) - np.log10(p["low"])) if p["transform"] == "log10" else p["high"] - p["low"]
+        for p in SPACE["params"]
     }
     for seed in range(n_seeds):
         rng = np.random.default_rng(seed)
@@ -191,6 +219,11 @@ def generate(
             })
             cfg = pd.DataFrame({**{f"x.{p}": x[p] for p in PSI}, **{f"x_prime.{p}": xp[p] for p in PSI},
                                 **{f"g.{p}": (-du[p] / 1e-3 if "ohgw" in name else np.zeros(n_trials)) for p in PSI}})
+            if "ohgw" in name:
+                cfg["ws_step_rule"] = "normalized"
+                cfg["ws_eta_h"] = float(spec.get("eta_h", 0.05))
+                cfg["ws_hyper_steps"] = cfg["ws_lookahead"] = 1
+                cfg["ws_step_norm"] = np.sqrt(sum((du[p] / u_range[p]) ** 2 for p in PSI))
             it, tr, st = study_frames(rep, tau=tau, vanilla_method=spec.get("vanilla", ""), max_t=max_t,
                                       configs=cfg, peak_rss_mib=spec.get("peak", 1000.0))
             write_study(results_dir, experiment, name, seed, it, tr, st)
