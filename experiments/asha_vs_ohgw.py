@@ -1,8 +1,8 @@
 """ASHA vs ASHA+OHGW: paired multi-seed studies, Parquet export and the T@τ report.
 
-With no arguments: ResNet-20 on the embedded digits data set, on the CPU, 6 paired
-seeds, in under 10 minutes on 2 cores. ``--preset cifar10`` is the GPU study.
-Run with ``--help`` for every flag.
+With no arguments: the ``digits`` preset of :func:`trainables.classification.workload`
+(ResNet-20 on the embedded digits data set, on the CPU, paired seeds).
+``--preset cifar10`` is the GPU study. Run with ``--help`` for every flag and preset.
 """
 
 import sys

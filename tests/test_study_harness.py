@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 
-from ohgw.results import REQUIRED_COLUMNS, read_table
+from ohgw.results import REQUIRED_COLUMNS, SCHEMA_VERSION, read_table
 from ohgw.space import SearchSpace
 from ohgw.studies.runner import run_experiment
 from ohgw.studies.study import ExperimentConfig
@@ -68,6 +68,8 @@ def test_all_studies_ran_and_schema(experiment):
         assert {f"x.{psi}", f"x_prime.{psi}", f"g.{psi}"} <= set(it.columns)
     st = read_table(out, "studies")
     assert st["completed"].all() and (st["experiment"] == "harness-test").all()
+    assert (st["schema_version"] == SCHEMA_VERSION).all()
+    assert all(json.loads(s) == cfg.space.to_dict() for s in st["space"])  # the run's own search space
     assert set(st.loc[st["method"] == "asha+ohgw", "vanilla_method"]) == {"asha"}
     assert json.loads(st["versions"].iloc[0])["ray"].startswith("2.")
 
@@ -97,6 +99,36 @@ def test_warm_start_moves_configs_only_in_ohgw_studies(experiment):
     assert (shift(van) == 0).all()
     assert (shift(ohgw) > 0).all()
     assert (ohgw["ws_compute_s"] > 0).all() and (van["ws_compute_s"] == 0).all()
+
+
+def test_trials_record_the_warm_start_settings_they_ran_with(experiment):
+    cfg, out, _ = experiment
+    tr = read_table(out, "trials")
+    van, ohgw = tr[tr.method == "asha"], tr[tr.method == "asha+ohgw"]
+    # vanilla trials: no warm-start
+    assert set(van["ws_mode"]) == {"none"} and set(van["ws_step_rule"]) == {""}
+    assert van["ws_eta_h"].isna().all() and (van["ws_step_norm"] == 0.0).all()
+    assert (van["ws_hyper_steps"] == 0).all() and (van["ws_lookahead"] == 0).all()
+    # warm-started trials: the experiment's settings (normalized rule, its default η_h), one step taken
+    assert set(ohgw["ws_mode"]) == {"hypergrad"} and set(ohgw["ws_step_rule"]) == {"normalized"}
+    assert (ohgw["ws_eta_h"] == cfg.warm_start.eta).all()
+    assert (ohgw["ws_hyper_steps"] == 1).all() and (ohgw["ws_lookahead"] >= 1).all()
+    assert (ohgw["ws_step_norm"] > 0).all()
+    assert tr["ws_hyper_steps"].dtype.kind == "i" and tr["ws_eta_h"].dtype.kind == "f"
+
+
+def test_a_methods_own_eta_reaches_the_trials_table(ray_local, tmp_path):
+    from trainables.classification import train_classifier
+
+    cfg = small_config(experiment="eta sweep", budget=2.0, max_t=2)
+    summary = run_experiment(cfg, train_classifier, ["asha+ohgw@eta=0.1"], [0], tmp_path, quiet=True)
+    assert summary.ran == 1 and not summary.failed
+    tr = read_table(tmp_path, "trials")
+    assert len(tr) >= 1 and (tr["ws_eta_h"] == 0.1).all() and set(tr["ws_step_rule"]) == {"normalized"}
+    assert set(tr["method"]) == {"asha+ohgw@eta=0.1"} and set(tr["experiment"]) == {"eta sweep"}
+    # and the same command again (an experiment name that needs encoding in the path) resumes
+    again = run_experiment(cfg, train_classifier, ["asha+ohgw@eta=0.1"], [0], tmp_path, quiet=True)
+    assert again.ran == 0 and again.skipped == 1
 
 
 def test_budget_accounting(experiment):
@@ -144,12 +176,22 @@ def test_rerun_skips_completed_studies_bit_identically(experiment):
     assert _hashes(out) == before
 
 
+def test_rerun_at_another_tau_keeps_the_studies(experiment):
+    from trainables.classification import train_classifier
+
+    cfg, out, _ = experiment
+    before = _hashes(out)
+    summary = run_experiment(small_config(tau=0.8), train_classifier, METHODS, SEEDS, out, quiet=True)
+    assert summary.ran == 0 and summary.skipped == 4
+    assert _hashes(out) == before
+
+
 def test_directory_of_another_experiment_is_refused(experiment):
     from trainables.classification import train_classifier
 
     cfg, out, _ = experiment
     before = sorted(p for p in out.rglob("*"))
     other = small_config(budget=7.0)
-    with pytest.raises(ValueError, match="holds experiment 'harness-test' with other settings .*budget"):
+    with pytest.raises(ValueError, match=r"holds experiment 'harness-test' with other settings \(differs in budget\)"):
         run_experiment(other, train_classifier, METHODS, SEEDS, out, quiet=True)
     assert sorted(p for p in out.rglob("*")) == before

@@ -4,6 +4,11 @@
 the :class:`~ohgw.studies.workload.Workload` brings the trainable, its search space
 and its presets, so the harness never imports a trainable. Every flag overrides the
 preset; bad input exits with status 2 and one line, before anything is written.
+
+The studies run through :func:`ohgw.studies.runner.run_experiment` into ``--out``
+(re-running resumes); the analysis (:func:`ohgw.analysis.analyze`) then runs at this
+command's τ (``--tau``, else the preset's). τ is an analysis setting only: the same
+results directory can be re-run or re-analysed at any τ.
 """
 
 from __future__ import annotations
@@ -140,6 +145,7 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
 
 
 def report(out: Path, cfg: ExperimentConfig) -> None:
+    """The analysis of ``out`` at this run's τ (which may differ from the τ the studies were run with)."""
     from ohgw.analysis import analyze
 
     analyze(out, tau=cfg.tau, out_html=out / "report.html")

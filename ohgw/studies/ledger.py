@@ -1,15 +1,18 @@
 """Per-study bookkeeping inside one Tune run: trial indices and seeds, decisions, budget.
 
 Three small Tune plug-ins share one :class:`StudyLedger` (they live in the same
-process as the study's ``Tuner``):
+process as the study's ``Tuner``, see :func:`ohgw.studies.study.run_study`):
 
 - :class:`StudyTap` wraps the study's scheduler: it numbers trials in creation
-  order, gives trial i the model-init/data-order seed derived from (study seed,
-  i) so that every method sees the same seeds per trial index, and notes each
-  scheduler decision. Everything else is delegated.
+  order and gives trial i the model-init / data-order seed :func:`trial_init_seed`
+  (study seed, i), so that every method sees the same seeds per trial index
+  (:func:`ohgw.protocol.with_trial_identity`); it notes each scheduler decision.
+  Everything else is delegated. (The warm-start's own randomness is seeded by the
+  wrapper: :func:`ohgw.tune.wrapper.warm_start_seed`.)
 - :class:`BudgetStopper` ends the study once its budget (epoch-equivalents,
   warm-starts included, or wall seconds) is spent.
-- :class:`StudyRecorder` (a ``tune.Callback``) records one row per reported epoch.
+- :class:`StudyRecorder` (a ``tune.Callback``) records one ``iterations`` row per
+  reported epoch, reading the reports through :mod:`ohgw.protocol` only.
 """
 
 from __future__ import annotations
@@ -21,13 +24,18 @@ from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.stopper import Stopper
 
+from ohgw import protocol
 from ohgw.tune.delegating import DelegatingScheduler
 
-INDEX_KEY = "trial_index"
+# warm-start fields that become ``ws_<field>`` columns (the warm-start compute is the contract's ws_compute_s)
+RECORDED_WS_FIELDS = tuple(f for f in protocol.WS_FIELDS if f != "compute_s")
 
 
-def trial_seed(study_seed: int, trial_index: int) -> int:
-    """The model-init and data-order seed of trial ``trial_index`` in every study with ``study_seed``."""
+def trial_init_seed(study_seed: int, trial_index: int) -> int:
+    """The model-init and data-order seed of trial ``trial_index`` in every study with ``study_seed``.
+
+    Every method of a (study) seed gives its i-th trial the same seed: the pairing of the studies.
+    """
     return (int(study_seed) * 1_000_003 + int(trial_index) * 7_919 + 17) % (2**31 - 1)
 
 
@@ -53,10 +61,10 @@ class StudyLedger:
         return float(sum(self.trial_compute_s.values()))
 
     def account(self, trial_id: str, result: dict) -> None:
-        if "trial_epoch_equiv" in result:
-            self.trial_epoch_equiv[trial_id] = float(result["trial_epoch_equiv"])
-        if "trial_compute_s" in result:
-            self.trial_compute_s[trial_id] = float(result["trial_compute_s"])
+        if protocol.TRIAL_EPOCH_EQUIV in result:
+            self.trial_epoch_equiv[trial_id] = float(result[protocol.TRIAL_EPOCH_EQUIV])
+        if protocol.TRIAL_COMPUTE_S in result:
+            self.trial_compute_s[trial_id] = float(result[protocol.TRIAL_COMPUTE_S])
 
     def spent(self) -> bool:
         if self.budget_kind == "epochs":
@@ -74,16 +82,16 @@ class StudyTap(DelegatingScheduler):
     def on_trial_add(self, tune_controller, trial) -> None:
         led = self._ledger
         if trial.trial_id not in led.trial_index:
-            idx = trial.config.get(INDEX_KEY)
+            idx = trial.config.get(protocol.TRIAL_INDEX_KEY)
             led.trial_index[trial.trial_id] = len(led.trial_index) if idx is None else int(idx)
         idx = led.trial_index[trial.trial_id]
-        if trial.config.get(INDEX_KEY) != idx:
-            trial.set_config({**trial.config, INDEX_KEY: idx, "seed": trial_seed(led.study_seed, idx)})
+        if trial.config.get(protocol.TRIAL_INDEX_KEY) != idx:
+            trial.set_config(protocol.with_trial_identity(trial.config, idx, trial_init_seed(led.study_seed, idx)))
         self.scheduler.on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         decision = self.scheduler.on_trial_result(tune_controller, trial, result)
-        it = int(result.get("training_iteration", 0))
+        it = int(result.get(protocol.ITERATION, 0))
         self._ledger.decisions[(trial.trial_id, it)] = decision
         self._ledger.last_decision[trial.trial_id] = decision
         return decision
@@ -108,13 +116,18 @@ class BudgetStopper(Stopper):
 
 
 class StudyRecorder(Callback):
-    """One row per reported epoch, with study-level clocks, and each trial's end state."""
+    """One row per reported epoch, with study-level clocks, and each trial's end state.
+
+    A row holds the contract keys (:data:`ohgw.protocol.CONTRACT_KEYS`) under their own names,
+    the trial's ``x.<ψ>`` / ``x_prime.<ψ>`` / ``g.<ψ>`` and, on the row of the report that carried
+    them, the warm-start fields as ``ws_<field>`` (settings used, step taken, cost).
+    """
 
     def __init__(self, ledger: StudyLedger, psi: tuple[str, ...], metric: str = "val_acc") -> None:
         self._ledger = ledger
         self._psi = psi
         self._metric = metric
-        self._test_metric = metric.replace("val_", "test_", 1) if metric.startswith("val_") else "test_" + metric
+        self._test_metric = protocol.test_metric(metric)
         self.rows: list[dict] = []
         self.trials: dict[str, dict] = {}
 
@@ -122,11 +135,12 @@ class StudyRecorder(Callback):
         led = self._ledger
         tid = trial.trial_id
         led.account(tid, result)
-        epoch = int(result.get("training_iteration", 0))
+        epoch = int(result.get(protocol.ITERATION, 0))
         cfg = trial.config
+        index = led.trial_index.get(tid, protocol.trial_index(cfg))
         row = {
             "trial_id": tid,
-            "trial_index": int(led.trial_index.get(tid, cfg.get(INDEX_KEY, -1))),
+            "trial_index": -1 if index is None else int(index),
             "epoch": epoch,
             "wall_s": time.time() - led.t0,
             "compute_s": led.compute_s,
@@ -135,18 +149,25 @@ class StudyRecorder(Callback):
         }
         row["val_score"] = result.get(self._metric)
         row["test_score"] = result.get(self._test_metric)
-        for key in ("val_loss", "train_loss", "trial_compute_s", "trial_epoch_equiv",
-                    "ws_compute_s", "epoch_s", "samples_per_s", "peak_rss_mib", "diverged", "node_id", "device"):
+        for key in protocol.CONTRACT_KEYS:
             if key in result:
                 row[key] = result[key]
+        # x′ as this report carries it (the first of a warm-started trial), else as the config records it
+        adjusted = protocol.adjusted_from_result(result, self._psi)
+        sampled = protocol.sampled_config(cfg)
+        recorded_g = cfg.get(protocol.GRADIENT_KEY) or {}
         for name in self._psi:
-            x = result.get(f"ohgw/x/{name}", (cfg.get("ohgw_x") or {}).get(name, cfg.get(name)))
+            if adjusted is not None and name in adjusted["x_prime"]:
+                x, x_prime, g = adjusted["x"][name], adjusted["x_prime"][name], adjusted["g"][name]
+            else:
+                x, x_prime, g = sampled.get(name), cfg.get(name), recorded_g.get(name)
             row[f"x.{name}"] = x
-            row[f"x_prime.{name}"] = result.get(f"ohgw/x_prime/{name}", cfg.get(name))
-            row[f"g.{name}"] = result.get(f"ohgw/g/{name}")
-        for key in ("ohgw/wall_s", "ohgw/peak_rss_mib", "ohgw/mode", "ohgw/nonfinite", "ohgw/share_of_epoch"):
-            if key in result:
-                row["ws_" + key.split("/", 1)[1]] = result[key]
+            row[f"x_prime.{name}"] = x_prime
+            row[f"g.{name}"] = g
+        fields = protocol.warm_start_fields(result)
+        for f in RECORDED_WS_FIELDS:
+            if f in fields:
+                row["ws_" + f] = fields[f]
         self.rows.append(row)
 
     def _end(self, trial, status: str) -> None:

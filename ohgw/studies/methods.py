@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, TrialScheduler
 
+from ohgw import protocol
 from ohgw.warmstart import WarmStartSettings
 
 
@@ -40,7 +41,7 @@ class SchedulerArgs:
 
 def _asha(a: SchedulerArgs) -> TrialScheduler:
     return ASHAScheduler(
-        time_attr="training_iteration",
+        time_attr=protocol.ITERATION,
         metric=a.metric,
         mode=a.mode,
         max_t=a.max_t,
@@ -51,7 +52,7 @@ def _asha(a: SchedulerArgs) -> TrialScheduler:
 
 def _hyperband(a: SchedulerArgs) -> TrialScheduler:
     return HyperBandScheduler(
-        time_attr="training_iteration", metric=a.metric, mode=a.mode, max_t=a.max_t, reduction_factor=a.reduction_factor
+        time_attr=protocol.ITERATION, metric=a.metric, mode=a.mode, max_t=a.max_t, reduction_factor=a.reduction_factor
     )
 
 
@@ -59,7 +60,7 @@ def _pasha(a: SchedulerArgs, progressive: bool = True) -> TrialScheduler:
     from ohgw.pasha import PASHA
 
     return PASHA(
-        time_attr="training_iteration",
+        time_attr=protocol.ITERATION,
         metric=a.metric,
         mode=a.mode,
         max_t=a.max_t,

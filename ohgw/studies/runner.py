@@ -1,13 +1,18 @@
-"""Run an experiment: many (method, seed) studies across the cluster, exported to Parquet.
+"""Run an experiment: every (method, seed) study of a workload across the cluster, exported to Parquet.
+
+:func:`run_experiment` is what ``experiments/*_vs_ohgw.py`` reach through
+:func:`ohgw.studies.cli.main`; each study is :func:`ohgw.studies.study.run_study`
+in its own Ray task, and its tables go to :func:`ohgw.results.write_study`.
 
 - **Admission.** A study starts only when a whole slice (trials_per_study ×
-  per-trial resources) is free in some group, so no study is slowed by
-  oversubscription; studies are spread round-robin over groups.
+  per-trial resources) is free in some group (:mod:`ohgw.studies.cluster`), so
+  no study is slowed by oversubscription; studies are spread round-robin over groups.
 - **Resume.** A study whose ``studies`` file exists is done and skipped; any other
   study is redone from scratch. Re-running the same command is always safe.
 - **One experiment per directory.** ``experiment.json`` holds the experiment's
-  fingerprint; a directory holding another experiment is refused before
-  anything is written.
+  fingerprint (:meth:`~ohgw.studies.study.ExperimentConfig.fingerprint`: the run
+  settings only, so another τ is no other experiment); a directory holding another
+  experiment is refused before anything is written, naming the settings that differ.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ohgw.results import study_dir, write_study
+from ohgw.results import partition_value, study_dir, write_study
 from ohgw.studies.cluster import Group, discover_groups
 from ohgw.studies.methods import parse_method
-from ohgw.studies.study import ExperimentConfig, run_study
+from ohgw.studies.study import ANALYSIS_FIELDS, ExperimentConfig, run_study
 
 MANIFEST = "experiment.json"
 
@@ -57,20 +62,25 @@ class Progress:
 
 
 def check_manifest(out_dir: Path, cfg: ExperimentConfig) -> None:
-    """Refuse a directory that holds another experiment; writes nothing."""
-    path = out_dir / MANIFEST
-    mine = cfg.fingerprint()
+    """Refuse a directory that holds another experiment; writes nothing.
+
+    The analysis settings (τ, the metric's range) are not compared: re-analysing at any τ,
+    or re-running the same studies with another ``--tau``, is always allowed.
+    """
+    path = Path(out_dir) / MANIFEST
+    mine = cfg.fingerprint()  # JSON-normal, as the manifest was written
     if path.exists():
-        theirs = json.loads(path.read_text())
-        if theirs != json.loads(json.dumps(mine)):
+        # manifests written before τ moved to the analysis still hold it: ignore it there too
+        theirs = {k: v for k, v in json.loads(path.read_text()).items() if k not in ANALYSIS_FIELDS}
+        if theirs != mine:
             name = theirs.get("experiment", "?")
-            diff = sorted(k for k in set(mine) | set(theirs) if json.dumps(mine.get(k)) != json.dumps(theirs.get(k)))
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise ValueError(f"output directory {out_dir} holds experiment {name!r} with other settings "
                              f"(differs in {', '.join(diff)}); use another --out")
-    studies = out_dir / "studies"
+    studies = Path(out_dir) / "studies"
     if studies.is_dir():
-        others = sorted(p.name.split("=", 1)[1] for p in studies.glob("experiment=*")
-                        if p.name.split("=", 1)[1] != cfg.experiment)
+        names = {partition_value(p.name, "experiment") for p in studies.glob("experiment=*")}
+        others = sorted(names - {cfg.experiment})
         if others:
             raise ValueError(f"output directory {out_dir} holds studies of other experiments {others}; use another --out")
 

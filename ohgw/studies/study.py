@@ -1,14 +1,21 @@
 """One study: a (method, seed) Tune run with an equal budget, recorded for export.
 
-:func:`run_study` is what the runner executes (inside a Ray task with
-``num_cpus=0``); it drives one ``tune.Tuner`` with a unique trainable and run
-name and returns the study's three tables as DataFrames.
+:class:`ExperimentConfig` is what every study of an experiment shares. Its
+:meth:`~ExperimentConfig.fingerprint` covers the *run* settings only, those that change
+what a study does; :data:`ANALYSIS_FIELDS` (τ and the metric's range) only steer the
+analysis, so the same studies can be re-run and re-analysed at any τ.
+
+:func:`run_study` is what :mod:`ohgw.studies.runner` executes (inside a Ray task with
+``num_cpus=0``); it drives one ``tune.Tuner`` over the workload's trainable (under a
+unique name) and returns the study's three tables as DataFrames (:mod:`ohgw.studies.tables`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -24,11 +31,19 @@ from ohgw.warmstart import WarmStartSettings
 
 BUDGET_KINDS = ("epochs", "seconds")
 SEARCHERS = ("random", "optuna")
+# settings of the analysis, not of the studies: outside the fingerprint (τ is validated against the range)
+ANALYSIS_FIELDS = ("tau", "metric_range")
+# run-time details that change no result: outside the fingerprint too
+RUNTIME_FIELDS = ("reuse_actors", "max_failures")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything the studies of one experiment share. Budgets: epoch-equivalents or wall seconds."""
+    """Everything the studies of one experiment share. Budgets: epoch-equivalents or wall seconds.
+
+    ``tau`` and ``metric_range`` (:data:`ANALYSIS_FIELDS`) belong to the analysis: ``tau`` is
+    recorded in the studies table as the run's default τ, and changing it re-runs nothing.
+    """
 
     experiment: str
     space: SearchSpace
@@ -70,12 +85,20 @@ class ExperimentConfig:
             raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
 
     def fingerprint(self) -> dict:
-        """What identifies the experiment: a results directory must hold one fingerprint only."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("space", "warm_start", "reuse_actors", "max_failures")}
+        """The run settings that identify the experiment's studies, JSON-normal (sorted keys, lists).
+
+        A results directory holds one fingerprint only. The analysis settings
+        (:data:`ANALYSIS_FIELDS`) and run-time details (:data:`RUNTIME_FIELDS`) are left out.
+        """
+        skip = ("space", "warm_start", *ANALYSIS_FIELDS, *RUNTIME_FIELDS)
+        d = {k: v for k, v in asdict(self).items() if k not in skip}
         d["space"] = self.space.to_dict()
         d["warm_start"] = self.warm_start.to_dict()
-        d["metric_range"] = list(self.metric_range)
-        return d
+        return json.loads(json.dumps(d, sort_keys=True))
+
+
+# the config key of a full trial's epochs, read by the trainable (not yet a constant of ohgw.protocol)
+MAX_T_KEY = "max_t"
 
 
 def study_id(experiment: str, method: str, seed: int) -> str:
@@ -158,10 +181,11 @@ def run_study(
     ledger = StudyLedger(study_seed=seed, budget_kind=cfg.budget_kind, budget=float(cfg.budget))
     scheduler = StudyTap(inner, ledger)
     recorder = StudyRecorder(ledger, cfg.space.names, cfg.metric)
-    name = f"study-{cfg.experiment}-{method_name}-s{seed}".replace("+", "_").replace("@", "_").replace("=", "")
+    # Tune's run folder and trainable name: unique per study, safe as a path and a registry name
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"study-{cfg.experiment}-{method_name}-s{seed}")
     run_dir = os.path.join(storage_dir, name)
     shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt is redone from scratch
-    param_space = {**cfg.base_config, **cfg.space.param_space(), "max_t": cfg.max_t}
+    param_space = {**cfg.base_config, **cfg.space.param_space(), MAX_T_KEY: cfg.max_t}
     start = datetime.now(timezone.utc)
     t0 = time.time()
     ledger.t0 = t0
@@ -195,6 +219,7 @@ def run_study(
         "budget": float(cfg.budget),
         "tau": float(cfg.tau),
         "max_t": int(cfg.max_t),
+        "space": json.dumps(cfg.space.to_dict(), sort_keys=True),  # the run's own ψ transforms, for the analysis
         "start_time": start.isoformat(),
         "end_time": end.isoformat(),
         "completed": True,

@@ -1,4 +1,12 @@
-"""From a finished study's records to the three Parquet tables, plus provenance.
+"""From a finished study's records to the three Parquet tables (:mod:`ohgw.results`), plus provenance.
+
+:func:`study_tables` turns :class:`~ohgw.studies.ledger.StudyRecorder`'s rows and the
+:class:`~ohgw.studies.ledger.StudyLedger` into the ``iterations``, ``trials`` and
+``studies`` tables of :data:`ohgw.results.REQUIRED_COLUMNS` (schema
+:data:`ohgw.results.SCHEMA_VERSION`). A trial's warm-start settings (``ws_step_rule``,
+``ws_eta_h``, ``ws_hyper_steps``, ``ws_lookahead``, ``ws_step_norm``) are the ones its
+trainable reported using, not the experiment's defaults; :data:`VANILLA_WS` holds a
+vanilla trial's values.
 
 Trial statuses in the ``trials`` table:
 
@@ -22,7 +30,7 @@ from importlib import metadata
 import numpy as np
 import pandas as pd
 
-from ohgw.results import REQUIRED_COLUMNS
+from ohgw.results import REQUIRED_COLUMNS, SCHEMA_VERSION
 
 PACKAGES = ("ohgw-tune", "ray", "torch", "torchvision", "optuna", "pandas", "pyarrow", "plotly", "numpy", "scipy")
 
@@ -78,6 +86,28 @@ def _num(row: pd.Series, key: str) -> float:
     return float(v) if pd.notna(v) else 0.0
 
 
+# trials columns of the warm-start a trial ran → (type, value of a vanilla trial)
+VANILLA_WS: dict[str, tuple[type, object]] = {
+    "ws_mode": (str, "none"),
+    "ws_step_rule": (str, ""),
+    "ws_eta_h": (float, float("nan")),
+    "ws_hyper_steps": (int, 0),
+    "ws_lookahead": (int, 0),
+    "ws_step_norm": (float, 0.0),
+    "ws_wall_s": (float, 0.0),
+    "ws_peak_rss_mib": (float, 0.0),
+}
+
+
+def _warm_start_columns(rows: pd.DataFrame) -> dict:
+    """A trial's warm-start columns: from the report that carried them (its first), else vanilla values."""
+    out = {}
+    for col, (kind, vanilla) in VANILLA_WS.items():
+        values = rows[col].dropna() if col in rows else ()
+        out[col] = kind(values.iloc[0]) if len(values) else vanilla
+    return out
+
+
 def _status(rows: pd.DataFrame, tune_status: str, last_decision: str, max_t: int, budget_hit: bool) -> str:
     if bool(rows.get("diverged", pd.Series([False])).fillna(False).astype(bool).any()):
         return "DIVERGED"
@@ -121,6 +151,7 @@ def study_tables(meta: dict, recorder, ledger, cfg) -> dict[str, pd.DataFrame]:
         end = recorder.trials.get(tid, {})
         scores = rows["val_score"].astype(float)
         best = scores.max() if sign > 0 else scores.min()
+        ws = _warm_start_columns(rows)
         trial_rows.append(
             {
                 "study_id": sid,
@@ -133,16 +164,14 @@ def study_tables(meta: dict, recorder, ledger, cfg) -> dict[str, pd.DataFrame]:
                 "final_val_score": float(last["val_score"]),
                 "final_test_score": float(last["test_score"]) if pd.notna(last["test_score"]) else np.nan,
                 "diverged": bool(rows["diverged"].any()) if "diverged" in rows else False,
-                "ws_mode": str(first.get("ws_mode", "none") if pd.notna(first.get("ws_mode", np.nan)) else "none"),
+                **ws,
                 "ws_compute_s": float(rows["ws_compute_s"].sum()),
-                "ws_wall_s": float(first.get("ws_wall_s", 0.0) or 0.0),
-                "ws_peak_rss_mib": float(first.get("ws_peak_rss_mib", 0.0) or 0.0),
                 "trial_compute_s": float(last["trial_compute_s"]),
                 "trial_epoch_equiv": float(last["trial_epoch_equiv"]),
                 "peak_rss_mib": float(rows["peak_rss_mib"].max()) if "peak_rss_mib" in rows else np.nan,
                 "node_id": str(last.get("node_id", "")),
                 # when the trial's actor was busy: from its first epoch's (and warm-start's) start to its last report
-                "start_wall_s": float(first["wall_s"] - _num(first, "epoch_s") - _num(first, "ws_wall_s")),
+                "start_wall_s": float(first["wall_s"] - _num(first, "epoch_s") - ws["ws_wall_s"]),
                 "end_wall_s": float(last["wall_s"]),
                 **{f"{p}.{n}": float(first[f"{p}.{n}"]) if pd.notna(first[f"{p}.{n}"]) else np.nan
                    for p in ("x", "x_prime", "g") for n in psi},
@@ -153,6 +182,7 @@ def study_tables(meta: dict, recorder, ledger, cfg) -> dict[str, pd.DataFrame]:
         trials["start_ts"] = meta["start_ts"] + trials["start_wall_s"]
         trials["end_ts"] = meta["start_ts"] + trials["end_wall_s"]
     study = {
+        "schema_version": int(SCHEMA_VERSION),
         **meta,
         "compute_s": ledger.compute_s,
         "epoch_equiv": ledger.epoch_equiv,
