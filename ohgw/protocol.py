@@ -13,6 +13,7 @@ parser here. Three directions:
                             ``"applied"`` keeps the mode that ran (:func:`apply_adjusted`).
 ``config["trial_index"]``   the trial's index in its study (the harness numbers trials)
 ``config["seed"]``          the trial's model-init / data-order seed (the harness sets it)
+``config["max_t"]``         the trial's maximum length in epochs (the harness sets it)
 ==========================  ====================================================================
 
 **Result keys, trainable → wrapper and harness** (the *reporting contract*, every report)
@@ -58,6 +59,7 @@ from typing import Any
 INSTRUCTION_KEY = "ohgw"  # the warm-start instruction dict
 TRIAL_INDEX_KEY = "trial_index"  # the trial's creation index in its study (also inside the instruction)
 SEED_KEY = "seed"  # the trial's model-init / data-order seed
+MAX_T_KEY = "max_t"  # the trial's maximum length in epochs (= the top rung); the harness sets it
 ORIGINAL_KEY = "ohgw_x"  # recorded: the sampled x, {ψ: value}
 GRADIENT_KEY = "ohgw_g"  # recorded: the hyper-gradient, {ψ: ∂L_val/∂u_ψ}
 SPACE_FIELD = "space"  # inside the instruction: SearchSpace.to_dict()

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from ohgw import protocol
 from ohgw.space import SearchSpace
 from ohgw.studies.ledger import BudgetStopper, StudyLedger, StudyRecorder, StudyTap
 from ohgw.studies.methods import SchedulerArgs, parse_method
@@ -95,10 +96,6 @@ class ExperimentConfig:
         d["space"] = self.space.to_dict()
         d["warm_start"] = self.warm_start.to_dict()
         return json.loads(json.dumps(d, sort_keys=True))
-
-
-# the config key of a full trial's epochs, read by the trainable (not yet a constant of ohgw.protocol)
-MAX_T_KEY = "max_t"
 
 
 def study_id(experiment: str, method: str, seed: int) -> str:
@@ -185,7 +182,7 @@ def run_study(
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"study-{cfg.experiment}-{method_name}-s{seed}")
     run_dir = os.path.join(storage_dir, name)
     shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt is redone from scratch
-    param_space = {**cfg.base_config, **cfg.space.param_space(), MAX_T_KEY: cfg.max_t}
+    param_space = {**cfg.base_config, **cfg.space.param_space(), protocol.MAX_T_KEY: cfg.max_t}
     start = datetime.now(timezone.utc)
     t0 = time.time()
     ledger.t0 = t0
