@@ -19,6 +19,7 @@ from trainables.classification import (
     train_classifier,
     train_epochs,
 )
+from trainables.scaffold import Run
 
 CONTRACT_KEYS = {
     "val_acc", "val_loss", "train_loss", "test_acc", "test_loss", "epoch_s", "samples_per_s",
@@ -106,17 +107,47 @@ def test_warm_start_is_reported_with_the_first_epoch_and_charged_to_the_trial():
 def test_warm_start_uses_the_optimizer_with_x_prime_and_leaves_the_init_alone():
     plain = ClassificationRun({"max_t": 2}, num_threads=THREADS)
     run = ClassificationRun({"max_t": 2, "ohgw": _ohgw()}, num_threads=THREADS)
+    assert isinstance(run, Run)  # the scaffold's run-object interface
     before = {k: v.clone() for k, v in run.model.state_dict().items()}
     record = run.warm_start()
     assert all(torch.equal(before[k], v) for k, v in run.model.state_dict().items())
     assert all(torch.equal(before[k], v) for k, v in plain.model.state_dict().items())
     group = run.optimizer.param_groups[0]
-    assert group["lr"] == record["ohgw/x_prime/lr"] and group["weight_decay"] == record["ohgw/x_prime/wd"]
-    assert group["momentum"] == record["ohgw/x_prime/momentum"] and group["nesterov"] is True
+    assert group["lr"] == record.x_prime["lr"] and group["weight_decay"] == record.x_prime["wd"]
+    assert group["momentum"] == record.x_prime["momentum"] and group["nesterov"] is True
+    assert run.hp == record.x_prime and record.x["lr"] == DEFAULT_CONFIG["lr"]
     assert run.warm_start() is record  # once per trial
     # same seed, same data-order stream with and without the warm-start (the paired design)
     plain.warm_start()
     assert torch.equal(plain.generator.get_state(), run.generator.get_state())
+
+
+def test_augmentation_draws_do_not_depend_on_the_magnitude(monkeypatch):
+    # A trial whose warm-start (or random step) clipped aug_magnitude to 0 must keep its vanilla
+    # twin's random stream: the same batches and the same crop/flip draws, step after step.
+    from trainables.classification import run as run_module
+
+    log: dict[int, list] = {}
+
+    def shuffled(n, bs, generator, *args):
+        out = data.shuffled_batches(n, bs, generator, *args)
+        log.setdefault(id(generator), []).append(("batches", [b.tolist() for b in out]))
+        return out
+
+    def crop_flip(x, padding, flip, generator):
+        log.setdefault(id(generator), []).append(("crop_flip", generator.get_state().tolist()))
+        return data.crop_flip(x, padding, flip, generator)
+
+    monkeypatch.setattr(run_module, "shuffled_batches", shuffled)
+    monkeypatch.setattr(run_module, "crop_flip", crop_flip)
+    clipped, twin = (ClassificationRun({"aug_magnitude": m, "max_t": 2}, num_threads=THREADS) for m in (0.0, 0.3))
+    for _ in range(3):
+        for run in (clipped, twin):
+            assert run.train_pass(max_batches=2)[1] == 2 * DEFAULT_CONFIG["batch_size"]
+        assert torch.equal(clipped.generator.get_state(), twin.generator.get_state())
+    a, b = log[id(clipped.generator)], log[id(twin.generator)]
+    assert [kind for kind, _ in a] == ["batches", "crop_flip", "crop_flip"] * 3
+    assert a == b
 
 
 def test_random_mode_moves_as_far_as_hypergrad_in_another_direction():

@@ -1,10 +1,14 @@
 """Supervised classification: ResNet-20 on CIFAR-10 / digits / synthetic data, with the OHGW warm-start.
 
+- :mod:`~trainables.classification.config`: the defaults and their validation;
 - :mod:`~trainables.classification.data`: data sets as device-resident tensors, batched augmentation;
 - :mod:`~trainables.classification.augment`: the differentiable magnitude augmentation;
 - :mod:`~trainables.classification.losses`: the label-smoothed loss, differentiable in ε;
 - :mod:`~trainables.classification.models`: ResNet-20;
-- :mod:`~trainables.classification.run`: the run object and the Tune trainable :func:`train_classifier`.
+- :mod:`~trainables.classification.problem`: the hyper-gradient problem the warm-start differentiates;
+- :mod:`~trainables.classification.run`: the run object :class:`ClassificationRun` (a
+  :class:`trainables.scaffold.Run`), its Tune trainable :func:`train_classifier` and its
+  plain-Python driver :func:`train_epochs`, both from :mod:`trainables.scaffold`.
 
 :func:`workload` is what ``experiments/*_vs_ohgw.py`` hand to the study harness.
 """
@@ -15,10 +19,12 @@ from typing import Any
 
 from trainables.classification.run import (
     DEFAULT_CONFIG,
+    METRIC,
     ClassificationRun,
     cosine_lr,
     make_problem,
     resolve_config,
+    resolve_device,
     train_classifier,
     train_epochs,
 )
@@ -47,21 +53,23 @@ def _check_base_config(base: dict) -> None:
 
 
 def workload():
-    """The :class:`ohgw.studies.workload.Workload` of ResNet-20 classification (metric ``val_acc``, max)."""
+    """The :class:`ohgw.studies.workload.Workload` of ResNet-20 classification (metric :data:`METRIC`, max)."""
     from ohgw.space import SearchSpace
     from ohgw.studies.workload import Workload
 
     return Workload("resnet20", trainable=train_classifier, space=SearchSpace.default(), presets=PRESETS,
-                    metric="val_acc", mode="max", metric_range=(0.0, 1.0), check_base_config=_check_base_config)
+                    metric=METRIC, mode="max", metric_range=(0.0, 1.0), check_base_config=_check_base_config)
 
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "METRIC",
     "PRESETS",
     "ClassificationRun",
     "cosine_lr",
     "make_problem",
     "resolve_config",
+    "resolve_device",
     "train_classifier",
     "train_epochs",
     "workload",

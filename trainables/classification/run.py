@@ -1,59 +1,49 @@
-"""The supervised Tune trainable: ResNet-20 on digits / CIFAR-10 / synthetic, with the OHGW warm-start.
+"""The classification run object (ResNet-20 on digits / CIFAR-10 / synthetic) and its Tune trainable.
 
-Two layers:
-
-- :class:`ClassificationRun`, plain Python with no Ray: validates a config, loads
-  the data onto the device, builds the model, runs the warm-start once, trains
-  and evaluates one epoch at a time (:meth:`~ClassificationRun.train_epoch`) and
-  saves / loads exact checkpoints. :func:`train_epochs` drives it for tests and scripts.
-- :func:`train_classifier`, a *function* trainable (chosen over a class trainable:
-  no ``checkpoint_at_end``/``reset_config`` subtleties, and its whole state is one
-  run object) that wraps the run with ``tune.report(..., checkpoint=...)`` every epoch
-  and ``tune.get_checkpoint()`` on start, so HyperBand/PASHA pauses and
-  ``FailureConfig`` retries continue exactly where they stopped.
+:class:`ClassificationRun` is this family's :class:`trainables.scaffold.Run`: plain Python,
+no Ray. It validates a config (:mod:`~trainables.classification.config`), loads the data
+onto the device, builds the model, runs the warm-start (:meth:`~ClassificationRun.warm_start`,
+problem from :mod:`~trainables.classification.problem`), trains one epoch
+(:meth:`~ClassificationRun.train_epoch`), evaluates (:meth:`~ClassificationRun.evaluate_epoch`)
+and saves / loads exact checkpoints. Everything else (restore, warm-start once, one
+report + checkpoint per epoch, cost accounting, the divergence ending and every key of
+:mod:`ohgw.protocol`) is :mod:`trainables.scaffold`'s: :func:`train_classifier` is the
+scaffold's Tune function trainable of this run and :func:`train_epochs` its plain-Python driver.
 
 Training: ``torch.optim.SGD`` (momentum, optional Nesterov, coupled weight decay on
 every parameter, the same as :class:`ohgw.update_rules.SGD`), the written-out
-label-smoothed loss :func:`trainables.classification.losses.smoothed_cross_entropy`, and a per-step cosine
-learning-rate schedule from ``lr`` down to 0 over ``max_t`` epochs, with no warm-up
-(the first real step uses exactly the ``lr`` the warm-start's lookahead
+label-smoothed loss :func:`~trainables.classification.losses.smoothed_cross_entropy`, and a
+per-step cosine learning-rate schedule from ``lr`` down to 0 over ``max_t`` epochs, with no
+warm-up (the first real step uses exactly the ``lr`` the warm-start's lookahead
 differentiated). A trial that a scheduler stops at a rung was therefore evaluated
 mid-schedule, at a learning rate not yet annealed: standard in HPO, and the same for
-every method compared. Speed: channels_last everywhere (config ``channels_last``; on
-this AVX-512 CPU it trains 1.2–1.3× faster than NCHW, fp32 either way), bf16 autocast on
-CUDA (config ``precision``, "auto"; on the CPU fp32 unless ``precision="bf16"`` is asked,
-about 1.6× faster again at 32×32), optionally ``torch.compile`` on CUDA (config ``compile``);
-on the CPU, ``torch.set_num_threads`` is set from the CPUs Tune gave the trial. The
-warm-start itself always runs in fp32.
+every method compared. Speed options: the channels_last memory format (config
+``channels_last``, on by default), bf16 autocast (config ``precision``: "auto" is bf16 on
+CUDA and fp32 on the CPU) and ``torch.compile`` on CUDA (config ``compile``); their effects
+are measured by ``benchmarks/trainable_throughput.py``. The warm-start always runs in fp32.
 
-Warm-start (config ``"ohgw"``, see :mod:`ohgw.warmstart`): before the first epoch,
-on the freshly initialised model, one training batch (crop/flip, fixed magnitude
-draws; the train loss applies :func:`trainables.classification.augment.magnitude_augment` at the
-differentiable magnitude and the smoothed CE) and one clean validation batch
-(:func:`trainables.classification.data.warm_start_batches`) give x′; the optimizer and the loss are
-then built with x′. It runs once per trial: the checkpoint stores x′ and its record.
+Augmentation draws one crop/flip and one set of magnitude draws per batch from the trial's
+generator, *whatever the magnitude* (at 0 the magnitude augmentation is the identity and
+is skipped, its draws are not): twins with the same seed see the same batches and the same
+draws, also when a warm-start or random step clipped one of them to ``aug_magnitude`` 0.
 
-Cost accounting: an epoch's cost is its train + evaluation compute
-(:class:`ohgw.cost.Stopwatch`: CPU seconds on CPU, synced wall seconds on CUDA).
-``trial_compute_s`` is cumulative and includes the warm-start; ``trial_epoch_equiv``
-is epochs done + warm-start compute / first-epoch compute; the first report
-carries ``ws_compute_s``, the record's ``ohgw/...`` keys and ``ohgw/share_of_epoch``.
-
-Besides the contract's keys every report carries ``hp/<name>``: the continuous values
-actually trained with (x′ after a warm-start).
-
-Divergence: a non-finite training loss in an epoch ends the trial cleanly: that
-epoch is reported with ``diverged=True``, accuracies 0.0 (a diverged net is worse
-than chance, so no scheduler promotes it) and NaN losses, and training stops.
+Warm-start (the instruction under the config's ``protocol.INSTRUCTION_KEY``, see
+:mod:`ohgw.warmstart`): before the first epoch, on the freshly initialised model, one
+training batch (crop/flip, fixed magnitude draws) and one clean validation batch (:func:`~trainables.classification.data.warm_start_batches`, their
+own random stream) give x′; the optimizer and the loss are then built with x′, which the
+checkpoint keeps. A diverged epoch reports accuracies 0.0 (worse than chance, so no
+scheduler promotes it) and NaN losses (:meth:`~ClassificationRun.diverged_metrics`).
 
 In a study: ``tune.Tuner(tune.with_resources(train_classifier, {"cpu": 1}),
 param_space={**SearchSpace.default().param_space(), "dataset": "digits", "max_t": 10},
 tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=...))``.
 
->>> rows = train_epochs({"dataset": "digits", "max_t": 2, "seed": 0}, epochs=1)
->>> r = rows[0]
->>> r["training_iteration"], r["diverged"], r["ws_compute_s"], r["trial_epoch_equiv"], r["device"]
-(1, False, 0.0, 1.0, 'cpu')
+>>> from ohgw import protocol
+>>> (r,) = train_epochs({"dataset": "digits", "max_t": 2, protocol.SEED_KEY: 0}, epochs=1)
+>>> r[protocol.ITERATION], r[protocol.DIVERGED], r[protocol.WS_COMPUTE_S], r[protocol.TRIAL_EPOCH_EQUIV]
+(1, False, 0.0, 1.0)
+>>> r[protocol.DEVICE], r[protocol.hp_key("lr")], 0.0 <= r["val_acc"] <= 1.0
+('cpu', 0.1, True)
 """
 
 from __future__ import annotations
@@ -62,149 +52,27 @@ import math
 import os
 import random
 import socket
-import tempfile
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 
-from ohgw.cost import Stopwatch
-from ohgw.hypergrad import HyperGradProblem
-from ohgw.update_rules import SGD
-from ohgw.warmstart import instruction, maybe_warm_start
-from trainables.classification.augment import magnitude_augment, sample_draws
-from trainables.classification.losses import smoothed_cross_entropy
+from ohgw import protocol
+from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
+from trainables.scaffold import TrainResult, run_epochs, run_in_tune, set_num_threads
 
-from .data import DATASETS, check_source, crop_flip, eval_batches, load_dataset, shuffled_batches, warm_start_batches
+from .augment import magnitude_augment, sample_draws
+from .config import CONTINUOUS, DEFAULT_CONFIG, resolve_config, resolve_device
+from .data import crop_flip, eval_batches, load_dataset, shuffled_batches, warm_start_batches
+from .losses import smoothed_cross_entropy
 from .models import resnet20
+from .problem import make_problem
 
-# The one place for defaults (units in the comments). The digits default reaches
-# >= 95 % validation accuracy within 10 epochs on a CPU (tests/test_classification.py).
-DEFAULT_CONFIG: dict[str, Any] = {
-    "dataset": "digits",  # "digits" | "cifar10" | "synthetic"
-    "data_dir": None,  # cifar10: the folder that holds cifar-10-batches-py
-    "download": False,  # cifar10: fetch into data_dir only when asked
-    "split_seed": 0,  # seeds the train/val split (fixed across trials and methods)
-    "lr": 0.1,  # peak SGD learning rate, per step, at the schedule's start
-    "wd": 5e-4,  # coupled L2 weight decay, on every parameter
-    "momentum": 0.9,  # SGD momentum in [0, 1)
-    "nesterov": True,  # Nesterov momentum (plain SGD when momentum is 0)
-    "aug_magnitude": 0.1,  # trainables.classification.augment magnitude in [0, 1+]: shift, brightness, contrast
-    "label_smoothing": 0.05,  # epsilon in [0, 1)
-    "batch_size": 128,  # images per SGD step
-    "max_t": 10,  # epochs the cosine LR schedule spans (= the trial's maximum length)
-    "width": 1,  # ResNet-20 channel multiplier (16/32/64 at 1)
-    "seed": 0,  # model init, data order and augmentation
-    "device": "auto",  # "auto" (CUDA if visible) | "cpu" | "cuda" | "cuda:N"
-    "precision": "auto",  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "fp32" | "bf16"
-    "channels_last": True,  # NHWC memory format (faster convolutions on CUDA and on this AVX-512 CPU)
-    "compile": False,  # torch.compile the training forward (CUDA only)
-}
-PRECISIONS = ("auto", "fp32", "bf16")
-CONTINUOUS = ("lr", "wd", "momentum", "aug_magnitude", "label_smoothing")
+METRIC = "val_acc"  # the tuned metric (mode max); its held-out twin is protocol.test_metric(METRIC)
 EVAL_BATCH = 1024
 CHECKPOINT_FILE = "classification_state.pt"
-
-
-# ---- configuration ---------------------------------------------------------------------------------
-
-
-def _number(config: Mapping, name: str) -> float:
-    v = config[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    return v
-
-
-def _integer(config: Mapping, name: str, low: int) -> int:
-    v = config[name]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    return int(v)
-
-
-def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """DEFAULT_CONFIG updated with ``config``, validated; a ValueError names the first bad key and its rule.
-
-    Checks everything that can be checked without loading data (the batch size
-    against the training split is checked by :class:`ClassificationRun` right after loading).
-    """
-    cfg = {**DEFAULT_CONFIG, **dict(config)}
-    if cfg["dataset"] not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {cfg['dataset']!r}")
-    lr, wd, mu = _number(cfg, "lr"), _number(cfg, "wd"), _number(cfg, "momentum")
-    m, ls = _number(cfg, "aug_magnitude"), _number(cfg, "label_smoothing")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if wd < 0:
-        raise ValueError(f"wd must be >= 0, got {wd}")
-    if not 0 <= mu < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {mu}")
-    if not 0 <= ls < 1:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {ls}")
-    if m < 0:
-        raise ValueError(f"aug_magnitude must be >= 0, got {m}")
-    cfg.update(lr=lr, wd=wd, momentum=mu, aug_magnitude=m, label_smoothing=ls)
-    for name, low in (("batch_size", 1), ("max_t", 1), ("width", 1), ("seed", 0), ("split_seed", 0)):
-        cfg[name] = _integer(cfg, name, low)
-    if cfg["precision"] not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg['precision']!r}")
-    for name in ("nesterov", "download", "compile", "channels_last"):
-        if not isinstance(cfg[name], (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {cfg[name]!r}")
-        cfg[name] = bool(cfg[name])
-    dev = cfg["device"]
-    if not isinstance(dev, str) or not (dev in ("auto", "cpu") or dev.startswith("cuda")):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {dev!r}")
-    check_source(cfg["dataset"], cfg["data_dir"], cfg["download"])
-    return cfg
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
-    return torch.device(name)
-
-
-# ---- the warm-start problem -------------------------------------------------------------------------
-
-
-def make_problem(model: torch.nn.Module, nesterov: bool = False) -> HyperGradProblem:
-    """The classifier's hyper-gradient problem.
-
-    Train loss on a batch ``(x, y, draws)``: smoothed CE (``label_smoothing``) of the
-    model on ``magnitude_augment(x, aug_magnitude, draws)``. Validation loss on a clean
-    batch ``(x, y)``: plain CE. Update rule: :class:`ohgw.update_rules.SGD` with the
-    real optimizer's Nesterov flag, so lr, wd and momentum are differentiable.
-    """
-
-    def train_loss(params, buffers, batch, hp):
-        x, y, draws = batch
-        if "aug_magnitude" in hp:
-            x = magnitude_augment(x, hp["aug_magnitude"], draws)
-        logits = functional_call(model, (params, buffers), (x,))
-        return smoothed_cross_entropy(logits, y, hp.get("label_smoothing", 0.0))
-
-    def val_loss(params, buffers, batch):
-        x, y = batch
-        return F.cross_entropy(functional_call(model, (params, buffers), (x,)), y)
-
-    return HyperGradProblem(
-        model=model,
-        train_loss=train_loss,
-        val_loss=val_loss,
-        update_rule=SGD(nesterov=nesterov),
-        loss_hyperparameters=("aug_magnitude", "label_smoothing"),
-    )
 
 
 def cosine_lr(lr: float, step: int, total_steps: int) -> float:
@@ -213,15 +81,13 @@ def cosine_lr(lr: float, step: int, total_steps: int) -> float:
     return lr * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
-# ---- the run ----------------------------------------------------------------------------------------
-
-
 class ClassificationRun:
-    """One trial's training state; every method is plain Python (no Ray needed).
+    """One trial's training state (a :class:`trainables.scaffold.Run`); plain Python, no Ray.
 
     Construction validates the config, loads the data (cached per process) onto the
-    device and builds the model from ``seed``; no training happens before
+    device and builds the model from the config's seed; no training happens before
     :meth:`train_epoch`. Bad input raises ValueError here, before any training.
+    ``num_threads`` sets torch's thread count (the scaffold's drivers set it themselves).
     """
 
     def __init__(
@@ -233,10 +99,7 @@ class ClassificationRun:
     ) -> None:
         self.config = resolve_config(config)
         cfg = self.config
-        if num_threads is not None:
-            if num_threads < 1:
-                raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-            torch.set_num_threads(int(num_threads))
+        set_num_threads(num_threads)
         self.device = resolve_device(cfg["device"])
         self.node_id = node_id or socket.gethostname()
         self.data = load_dataset(cfg["dataset"], cfg["data_dir"], cfg["download"], cfg["split_seed"]).to(self.device)
@@ -244,7 +107,7 @@ class ClassificationRun:
         if cfg["batch_size"] > n_train:
             raise ValueError(f"batch_size {cfg['batch_size']} is larger than the training split ({n_train} images)")
         self.cuda = self.device.type == "cuda"
-        seed = cfg["seed"]
+        seed = cfg[protocol.SEED_KEY]
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)  # model init comes from the global torch stream
@@ -262,18 +125,14 @@ class ClassificationRun:
         self.total_steps = cfg["max_t"] * self.steps_per_epoch
         self.epoch = 0
         self.step = 0
-        self.diverged = False
         self.ws_done = False
-        self.ws_record: dict | None = None  # WarmStartRecord.flat() of this trial's warm-start
-        self.ws_compute_s = 0.0
-        self.first_epoch_compute_s: float | None = None
-        self.trial_compute_s = 0.0
+        self.ws_record: WarmStartRecord | None = None
         self.optimizer: torch.optim.Optimizer | None = None
 
     # ---- life cycle ----------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        return self.diverged or self.epoch >= self.config["max_t"]
+        return self.epoch >= self.config["max_t"]
 
     def _build_optimizer(self) -> None:
         mu = self.hp["momentum"]
@@ -285,29 +144,28 @@ class ClassificationRun:
             nesterov=bool(self.config["nesterov"] and mu > 0),
         )
 
-    def warm_start(self) -> dict | None:
-        """Run the config's warm-start once (no-op without an instruction, or if already done)."""
+    def warm_start(self) -> WarmStartRecord | None:
+        """Run the config's warm-start once and build the optimizer with x′ (returns the same record again)."""
         if self.ws_done:
             return self.ws_record
         found = instruction(self.config)
         if found is not None:
             settings, _ = found
-            source = warm_start_batches(self.data, settings.batch_size, self.config["seed"], self.device)
+            seed = self.config[protocol.SEED_KEY]
+            source = warm_start_batches(self.data, settings.batch_size, seed, self.device)
             problem = make_problem(self.model, nesterov=self.config["nesterov"])
-            new_config, record = maybe_warm_start(self.config, problem, source)
+            new_config, self.ws_record = maybe_warm_start(self.config, problem, source)
             self.hp = {k: float(new_config[k]) for k in CONTINUOUS}
-            self.ws_record = record.flat()
-            self.ws_compute_s = float(record.compute_s)
         self.ws_done = True
         self._build_optimizer()
         return self.ws_record
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         x = crop_flip(x, self.data.crop_padding, self.data.flip, self.generator)
+        # draw at every magnitude, so the random stream does not depend on it (paired twins)
+        draws = sample_draws(len(x), generator=self.generator, device=self.device)
         m = self.hp["aug_magnitude"]
-        if m > 0:  # at 0 the augmentation is the identity: skip its cost
-            x = magnitude_augment(x, m, sample_draws(len(x), generator=self.generator, device=self.device))
-        return x
+        return magnitude_augment(x, m, draws) if m > 0 else x  # at 0 it is the identity: skip its cost
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -344,6 +202,14 @@ class ClassificationRun:
             self.step += 1
         return float(loss_sum) / max(1, seen // bs), seen
 
+    def train_epoch(self) -> TrainResult:
+        """One training epoch (the scaffold evaluates and reports it)."""
+        if self.finished:
+            raise RuntimeError(f"the run is finished (epoch {self.epoch} of {self.config['max_t']})")
+        loss, seen = self.train_pass()
+        self.epoch += 1
+        return TrainResult(loss, seen)
+
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """(accuracy, mean plain cross-entropy) of the model in eval mode."""
@@ -359,53 +225,22 @@ class ClassificationRun:
         n = len(y)
         return float(correct) / n, float(loss) / n
 
-    def train_epoch(self) -> dict[str, Any]:
-        """Train and evaluate one epoch; returns the report (the contract's keys)."""
-        if self.finished:
-            raise RuntimeError(f"the run is finished (epoch {self.epoch}, diverged={self.diverged})")
-        first = self.epoch == 0
-        self.warm_start()
-        t0 = time.perf_counter()
-        with Stopwatch(self.device) as sw:
-            train_loss, seen = self.train_pass()
-            train_wall = time.perf_counter() - t0
-            diverged = not math.isfinite(train_loss)
-            if diverged:
-                val_acc = test_acc = 0.0
-                val_loss = test_loss = float("nan")
-            else:
-                val_acc, val_loss = self.evaluate(self.data.val_x, self.data.val_y)
-                test_acc, test_loss = self.evaluate(self.data.test_x, self.data.test_y)
-        compute = sw.cost.compute_s
-        self.epoch += 1
-        self.diverged = diverged
-        if self.first_epoch_compute_s is None:
-            self.first_epoch_compute_s = compute
-        ws_now = self.ws_compute_s if first else 0.0
-        self.trial_compute_s += compute + ws_now
-        report: dict[str, Any] = {
-            "training_iteration": self.epoch,
-            "val_acc": val_acc,
-            "val_loss": val_loss,
-            "train_loss": train_loss,
-            "test_acc": test_acc,
-            "test_loss": test_loss,
-            "epoch_s": sw.cost.wall_s,
-            "samples_per_s": seen / train_wall if train_wall > 0 else float("nan"),
-            "trial_compute_s": self.trial_compute_s,
-            "trial_epoch_equiv": self.epoch + self.ws_compute_s / self.first_epoch_compute_s,
-            "ws_compute_s": ws_now,
-            "device": str(self.device),
-            "node_id": self.node_id,
-            "diverged": diverged,
-            "peak_rss_mib": sw.cost.peak_rss_mib,
+    def _metrics(self, val: tuple[float, float], test: tuple[float, float]) -> dict[str, float]:
+        return {
+            METRIC: val[0],
+            protocol.VAL_LOSS: val[1],
+            protocol.test_metric(METRIC): test[0],
+            protocol.test_metric(protocol.VAL_LOSS): test[1],
         }
-        for k in CONTINUOUS:  # the values trained with (x' after a warm-start)
-            report[f"hp/{k}"] = self.hp[k]
-        if first and self.ws_record is not None:
-            report.update(self.ws_record)
-            report["ohgw/share_of_epoch"] = self.ws_compute_s / compute if compute > 0 else float("nan")
-        return report
+
+    def evaluate_epoch(self) -> dict[str, float]:
+        """Accuracy and loss on the validation and the test split."""
+        d = self.data
+        return self._metrics(self.evaluate(d.val_x, d.val_y), self.evaluate(d.test_x, d.test_y))
+
+    def diverged_metrics(self) -> dict[str, float]:
+        """Accuracy 0.0 (worse than chance) and NaN losses."""
+        return self._metrics((0.0, float("nan")), (0.0, float("nan")))
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -414,13 +249,8 @@ class ClassificationRun:
         state = {
             "epoch": self.epoch,
             "step": self.step,
-            "diverged": self.diverged,
             "hp": dict(self.hp),
             "ws_done": self.ws_done,
-            "ws_record": self.ws_record,
-            "ws_compute_s": self.ws_compute_s,
-            "first_epoch_compute_s": self.first_epoch_compute_s,
-            "trial_compute_s": self.trial_compute_s,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
@@ -433,12 +263,9 @@ class ClassificationRun:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.epoch, self.step, self.diverged = state["epoch"], state["step"], state["diverged"]
+        self.epoch, self.step = state["epoch"], state["step"]
         self.hp = dict(state["hp"])
-        self.ws_done, self.ws_record = state["ws_done"], state["ws_record"]
-        self.ws_compute_s = state["ws_compute_s"]
-        self.first_epoch_compute_s = state["first_epoch_compute_s"]
-        self.trial_compute_s = state["trial_compute_s"]
+        self.ws_done = state["ws_done"]
         self.model.load_state_dict(state["model"])
         self._build_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
@@ -470,74 +297,34 @@ def train_epochs(
     save_to: str | os.PathLike | None = None,
     num_threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train up to ``epochs`` more epochs without Ray (fewer if the run finishes); returns the reports.
+    """Train up to ``epochs`` more epochs without Ray (fewer if the trial ends); returns the reports.
 
-    ``restore_from`` resumes from a checkpoint directory; ``save_to`` writes one at the end.
+    ``restore_from`` resumes from a checkpoint directory; ``save_to`` writes one at the end
+    (:func:`trainables.scaffold.run_epochs`).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    run = ClassificationRun(config, num_threads=num_threads)
-    if restore_from is not None:
-        run.load(restore_from)
-    rows = []
-    for _ in range(epochs):
-        if run.finished:
-            break
-        rows.append(run.train_epoch())
-    if save_to is not None:
-        os.makedirs(save_to, exist_ok=True)
-        run.save(save_to)
-    return rows
-
-
-# ---- Ray Tune -----------------------------------------------------------------------------------------
-
-
-def _trial_cpus() -> int | None:
-    from ray import tune
-
-    try:
-        pgf = tune.get_context().get_trial_resources()
-        cpus = pgf.required_resources.get("CPU", 0)
-    except Exception:  # outside a Tune session there are no trial resources
-        return None
-    return max(1, int(round(cpus))) if cpus else None
-
-
-def _node_id() -> str | None:
-    import ray
-
-    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    return run_epochs(
+        ClassificationRun, config, epochs, restore_from=restore_from, save_to=save_to, num_threads=num_threads
+    )
 
 
 def train_classifier(config: dict) -> None:
     """Ray Tune function trainable: one report + checkpoint per epoch until max_t or divergence.
 
-    Tuned metric ``val_acc`` (mode ``max``); ``training_iteration`` is the epoch.
-    Restores from ``tune.get_checkpoint()`` when Tune resumes a paused or failed trial
-    (the warm-start is not run again: x′ comes from the checkpoint).
+    Tuned metric :data:`METRIC` (mode ``max``); ``protocol.ITERATION`` is the epoch. Restores
+    from ``tune.get_checkpoint()`` when Tune resumes a paused or failed trial (the
+    warm-start is not run again: x′ comes from the checkpoint). See :func:`trainables.scaffold.run_in_tune`.
     """
-    from ray import tune
-
-    run = ClassificationRun(config, num_threads=_trial_cpus(), node_id=_node_id())
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            run.load(d)
-    while not run.finished:
-        metrics = run.train_epoch()
-        metrics.pop("training_iteration")  # Tune counts reports itself; it equals the epoch
-        with tempfile.TemporaryDirectory() as d:
-            run.save(d)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+    run_in_tune(ClassificationRun, config)
 
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "METRIC",
     "ClassificationRun",
     "cosine_lr",
     "make_problem",
     "resolve_config",
+    "resolve_device",
     "train_classifier",
     "train_epochs",
 ]
