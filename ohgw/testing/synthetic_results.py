@@ -218,8 +218,8 @@ def generate(
                 "trial_compute_s": e * epoch_s, "trial_epoch_equiv": e.astype(float),
             })
             cfg = pd.DataFrame({**{f"x.{p}": x[p] for p in PSI}, **{f"x_prime.{p}": xp[p] for p in PSI},
-                                **{f"g.{p}": (-du[p] / 1e-3 if "ohgw" in name else np.zeros(n_trials)) for p in PSI}})
-            if "ohgw" in name:
+                                **{f"g.{p}": (-du[p] / 1e-3 if "+ohgw" in name else np.zeros(n_trials)) for p in PSI}})
+            if "+ohgw" in name:
                 cfg["ws_step_rule"] = "normalized"
                 cfg["ws_eta_h"] = float(spec.get("eta_h", 0.05))
                 cfg["ws_hyper_steps"] = cfg["ws_lookahead"] = 1
