@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ohgw.space import SearchSpace
-from ohgw.update_rules import SGD
 from ohgw import warmstart
 from ohgw.protocol import INSTRUCTION_KEY as CONFIG_KEY
+from ohgw.space import SearchSpace
+from ohgw.update_rules import SGD
 from ohgw.warmstart import (
     WarmStartSettings,
     instruction,
