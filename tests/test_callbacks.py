@@ -20,6 +20,7 @@ from ohgw.protocol import ORIGINAL_KEY
 from ohgw.testing.replay import stub_trial
 from ohgw.tune.callbacks import AdjustedConfigCallback, SchedulerStateCallback
 from ohgw.tune.wrapper import OHGW
+from ohgw.warmstart import WarmStartSettings
 
 SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
 FIRST = {"training_iteration": 1, "val_acc": 0.4, "ohgw/x/lr": 0.1, "ohgw/x_prime/lr": 0.2, "ohgw/g/lr": -2.0,
@@ -144,7 +145,7 @@ def test_interrupted_and_restored_run_keeps_state_and_never_warm_starts_twice(ra
     ws_dir = tmp_path / "ws"
     ws_dir.mkdir()
     inner = ASHAScheduler(max_t=3, grace_period=1, reduction_factor=2) if kind == "asha" else _pasha()
-    sched = OHGW(inner, SPACE, step_rule="normalized", seed=3)
+    sched = OHGW(inner, SPACE, WarmStartSettings(step_rule="normalized", seed=3))
     param_space = {**SPACE.param_space(), "ws_dir": str(ws_dir), "trial_seed_offset": tune.uniform(0, 1),
                    "epochs": 3 if kind == "asha" else 8}
     concurrency = {"max_concurrent_trials": 2} if kind == "asha" else {}  # PASHA limits concurrency itself

@@ -21,10 +21,10 @@ from ray.tune.schedulers import (
 )
 
 from ohgw.protocol import GRADIENT_KEY, ORIGINAL_KEY
+from ohgw.protocol import INSTRUCTION_KEY as CONFIG_KEY
 from ohgw.space import SearchSpace
 from ohgw.testing.replay import Replay, stub_trial
 from ohgw.tune.state import reload, snapshot
-from ohgw.protocol import INSTRUCTION_KEY as CONFIG_KEY
 from ohgw.tune.wrapper import OHGW, warm_start_seed
 from ohgw.warmstart import WarmStartSettings, instruction, make_instruction
 
@@ -92,6 +92,31 @@ def test_bad_arguments_name_the_argument(kwargs, match):
         OHGW(FIFOScheduler(), **args)
 
 
+def test_settings_object_and_keyword_overrides():
+    settings = WarmStartSettings(mode="random", eta_h=0.1, step_rule="raw", seed=4)
+    by_settings = OHGW(FIFOScheduler(), SPACE, settings)
+    by_keywords = OHGW(FIFOScheduler(), SPACE, mode="random", eta_h=0.1, step_rule="raw", seed=4)
+    assert by_settings.settings == by_keywords.settings == settings
+    assert OHGW(FIFOScheduler(), SPACE).settings == WarmStartSettings()
+    # keywords override the settings object, field by field
+    mixed = OHGW(FIFOScheduler(), SPACE, settings, seed=9, lookahead=2)
+    assert mixed.settings == WarmStartSettings(mode="random", eta_h=0.1, step_rule="raw", seed=9, lookahead=2)
+    assert settings.seed == 4  # the caller's object is not changed
+    a, b = stub_trial(0, configs(0)), stub_trial(0, configs(0))
+    by_settings.on_trial_add(None, a)
+    by_keywords.on_trial_add(None, b)
+    assert a.config == b.config
+
+
+def test_rejects_bad_settings_and_unknown_keywords():
+    with pytest.raises(ValueError, match="settings must be an ohgw.WarmStartSettings, got dict"):
+        OHGW(FIFOScheduler(), SPACE, {"mode": "random"})
+    with pytest.raises(ValueError, match=r"unknown keyword arguments \['etah'\]"):
+        OHGW(FIFOScheduler(), SPACE, WarmStartSettings(), etah=0.1)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        OHGW(FIFOScheduler(), SPACE, WarmStartSettings(), seed=True)
+
+
 def test_config_without_the_continuous_parameters_is_rejected_at_trial_creation():
     sched = OHGW(FIFOScheduler(), SPACE)
     with pytest.raises(ValueError, match=r"space: trial .* lacks the continuous hyper-parameters \['wd'\]"):
@@ -152,6 +177,26 @@ def test_decisions_are_identical_to_the_bare_scheduler(kind):
     if kind in ("hyperband", "pasha"):
         assert TrialScheduler.PAUSE in decisions
     assert all(CONFIG_KEY in t.config for t in wrapped_run.trials)
+
+
+@pytest.mark.parametrize("workers, max_live", [(2, None), (2, 2), (4, None), (4, 4)])
+def test_hyperband_decisions_are_identical_with_several_trials_at_once(workers, max_live):
+    """Several workers interleave results, HyperBand pauses and unpauses across them; saves end at once."""
+
+    def run(sched):
+        r = Replay(sched, 40, MAX_T, metric_fn, configs=configs, workers=workers, max_live=max_live)
+        r.run()
+        return r
+
+    bare = run(make("hyperband"))
+    wrapped = run(OHGW(make("hyperband"), SPACE, WarmStartSettings(mode="none")))
+    assert wrapped.log == bare.log and len(bare.log) >= 100
+    assert wrapped.iterations == bare.iterations
+    assert [t.status for t in wrapped.trials] == [t.status for t in bare.trials] == [Trial.TERMINATED] * 40
+    assert TrialScheduler.PAUSE in {d for _, _, d in bare.log}
+    # results really interleave: some trial reports between two reports of another
+    firsts = [i for i, _, _ in bare.log[:workers * 2]]
+    assert len(set(firsts)) > 1
 
 
 def test_decisions_are_identical_with_x_prime_reports_in_hypergrad_mode():

@@ -12,7 +12,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
-from ohgw.tune.searcher import OHGWSearcher
+from ohgw.tune.searcher import RAY_TRIAL_ID_ATTR, REPLACES_ATTR, SUPERSEDED_ATTR, X_ATTR_PREFIX, OHGWSearcher
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {"lr": tune.loguniform(1e-3, 1.0), "wd": tune.loguniform(1e-6, 1e-2), "batch_size": 128}
@@ -42,11 +42,11 @@ def test_completed_trial_is_recorded_at_x_prime_and_the_suggestion_is_superseded
     trials = inner._ot_study.trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
     old, new = trials
-    assert old.params == pytest.approx(x) and old.user_attrs == {"ohgw_superseded": True}
+    assert old.params == pytest.approx(x) and old.user_attrs == {SUPERSEDED_ATTR: True}
     assert new.params == pytest.approx(x_prime) and new.value == 0.6
     assert new.intermediate_values == {1: 0.3, 2: 0.6}
-    assert new.user_attrs["ray_trial_id"] == "a" and new.user_attrs["ohgw_replaces"] == 0
-    assert new.user_attrs["ohgw_x/lr"] == pytest.approx(x["lr"])
+    assert new.user_attrs[RAY_TRIAL_ID_ATTR] == "a" and new.user_attrs[REPLACES_ATTR] == 0
+    assert new.user_attrs[X_ATTR_PREFIX + "lr"] == pytest.approx(x["lr"])
     assert outer.replaced == {"a": pytest.approx(x_prime)}
     assert inner._ot_study.best_trial.params == pytest.approx(x_prime)
 

@@ -1,7 +1,8 @@
 """What a user writes: their own PyTorch trainable (a tiny MLP defined here) plus OHGW in a plain Tuner.
 
 The trainable's OHGW integration is the block between the two ``# --- OHGW`` markers
-(12 lines); the driver side is ``scheduler=OHGW(...)`` and ``callbacks=sched.callbacks()``.
+(12 lines); the driver side is ``scheduler=OHGW(scheduler, space, WarmStartSettings(...))`` and
+``callbacks=sched.callbacks()``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from ohgw import SGD, HyperGradProblem, SearchSpace, maybe_warm_start
 from ohgw.tune.wrapper import OHGW
+from ohgw.warmstart import WarmStartSettings
 
 SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
 
@@ -74,8 +76,8 @@ def user_trainable(config):
 
 @pytest.mark.ray
 def test_warm_start_reaches_the_trainable_and_the_results_show_x_prime(ray_local, tmp_path):
-    sched = OHGW(ASHAScheduler(max_t=3, grace_period=1, reduction_factor=2), SPACE, mode="hypergrad",
-                 step_rule="normalized", seed=11)
+    settings = WarmStartSettings(mode="hypergrad", step_rule="normalized", seed=11)
+    sched = OHGW(ASHAScheduler(max_t=3, grace_period=1, reduction_factor=2), SPACE, settings)
     tuner = tune.Tuner(
         user_trainable,
         param_space={**SPACE.param_space(), "max_t": 3},
@@ -118,7 +120,7 @@ def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_local, tmp_path):
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from ohgw.tune.searcher import OHGWSearcher
+    from ohgw.tune.searcher import RAY_TRIAL_ID_ATTR, SUPERSEDED_ATTR, X_ATTR_PREFIX, OHGWSearcher
 
     sched = OHGW(ASHAScheduler(max_t=2, grace_period=1, reduction_factor=2), SPACE, step_rule="normalized", seed=2)
     optuna_search = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
@@ -135,35 +137,21 @@ def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_local, tmp_path):
     study = optuna_search._ot_study
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-    assert len(complete) == 4 and len(failed) == 4 and all(t.user_attrs["ohgw_superseded"] for t in failed)
-    by_id = {t.user_attrs["ray_trial_id"]: t for t in complete}
+    assert len(complete) == 4 and len(failed) == 4 and all(t.user_attrs[SUPERSEDED_ATTR] for t in failed)
+    by_id = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t for t in complete}
     for result in grid:
         t = by_id[result.metrics["trial_id"]]
         assert t.params == pytest.approx({n: result.config[n] for n in SPACE.names})  # x', as trained
-        assert t.user_attrs["ohgw_x/lr"] == pytest.approx(result.config["ohgw_x"]["lr"])
+        assert t.user_attrs[X_ATTR_PREFIX + "lr"] == pytest.approx(result.config["ohgw_x"]["lr"])
         assert t.value == pytest.approx(result.metrics["val_acc"])
 
 
-@pytest.mark.slow
-@pytest.mark.ray
-@pytest.mark.parametrize("kind", ["hyperband", "pasha", "median", "fifo"])
-def test_every_supported_scheduler_runs_wrapped_in_a_real_tuner(ray_local, tmp_path, kind):
-    from ray.tune.schedulers import FIFOScheduler, HyperBandScheduler, MedianStoppingRule
-
-    from ohgw.pasha import PASHA
-
-    inner = {
-        "hyperband": lambda: HyperBandScheduler(max_t=3, reduction_factor=2),
-        "pasha": lambda: PASHA(max_t=8, grace_period=1, reduction_factor=2, max_concurrent=2),
-        "median": lambda: MedianStoppingRule(time_attr="training_iteration", grace_period=1, min_samples_required=1),
-        "fifo": FIFOScheduler,
-    }[kind]()
-    sched = OHGW(inner, SPACE, step_rule="normalized", seed=1)
-    # PASHA pauses trials, which count as live for max_concurrent_trials: it limits concurrency itself
-    concurrency = {} if kind == "pasha" else {"max_concurrent_trials": 2}
+def _run_wrapped(inner, kind: str, tmp_path, concurrency: dict, max_t: int, cpus: float | None = None):
+    sched = OHGW(inner, SPACE, WarmStartSettings(step_rule="normalized", seed=1))
+    trainable = user_trainable if cpus is None else tune.with_resources(user_trainable, {"cpu": cpus})
     grid = tune.Tuner(
-        user_trainable,
-        param_space={**SPACE.param_space(), "max_t": 8 if kind == "pasha" else 3},
+        trainable,
+        param_space={**SPACE.param_space(), "max_t": max_t},
         tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=4,
                                     reuse_actors=True, **concurrency),
         run_config=tune.RunConfig(name=kind, storage_path=str(tmp_path), callbacks=sched.callbacks(), verbose=0),
@@ -173,3 +161,35 @@ def test_every_supported_scheduler_runs_wrapped_in_a_real_tuner(ray_local, tmp_p
     for result in grid:
         assert result.config["ohgw"]["applied"] == "hypergrad"
         assert result.config["lr"] == pytest.approx(sched.records[result.metrics["trial_id"]]["x_prime"]["lr"])
+    return grid
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("concurrent", [2, 4])
+def test_hyperband_runs_wrapped_with_several_trials_at_once(ray_local, tmp_path, concurrent):
+    """HyperBand pauses trials; with several at once a trial may still be saving when its bracket
+    finishes, which Ray's HyperBand leaves PAUSED forever (the wrapper stops it: ohgw.tune.delegating)."""
+    from ray.tune.schedulers import HyperBandScheduler
+
+    grid = _run_wrapped(HyperBandScheduler(max_t=3, reduction_factor=2), f"hyperband{concurrent}", tmp_path,
+                        {"max_concurrent_trials": concurrent}, max_t=3, cpus=0.5)
+    assert all(r.metrics["training_iteration"] <= 3 for r in grid)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.parametrize("kind", ["pasha", "median", "fifo"])
+def test_every_supported_scheduler_runs_wrapped_in_a_real_tuner(ray_local, tmp_path, kind):
+    from ray.tune.schedulers import FIFOScheduler, MedianStoppingRule
+
+    from ohgw.pasha import PASHA
+
+    inner = {
+        "pasha": lambda: PASHA(max_t=8, grace_period=1, reduction_factor=2, max_concurrent=2),
+        "median": lambda: MedianStoppingRule(time_attr="training_iteration", grace_period=1, min_samples_required=1),
+        "fifo": FIFOScheduler,
+    }[kind]()
+    # PASHA pauses trials, which count as live for max_concurrent_trials: it limits concurrency itself
+    concurrency = {} if kind == "pasha" else {"max_concurrent_trials": 2}
+    _run_wrapped(inner, kind, tmp_path, concurrency, max_t=8 if kind == "pasha" else 3)

@@ -90,7 +90,7 @@ class StudyTap(DelegatingScheduler):
         self.scheduler.on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        decision = self.scheduler.on_trial_result(tune_controller, trial, result)
+        decision = super().on_trial_result(tune_controller, trial, result)  # keeps the HyperBand repair
         it = int(result.get(protocol.ITERATION, 0))
         self._ledger.decisions[(trial.trial_id, it)] = decision
         self._ledger.last_decision[trial.trial_id] = decision

@@ -4,9 +4,11 @@
 
 - :class:`AdjustedConfigCallback`: once a trial's config holds x′ (recorded by
   :class:`ohgw.tune.wrapper.OHGW`, or by this callback itself when a trainable
-  reports ``ohgw/x_prime/<ψ>`` under a scheduler that is not OHGW), every result's
-  ``"config"`` is replaced by the trial's config, so ``result.config``, the
-  ``result.json`` logs and ``ResultGrid`` all show x′ (with x under ``"ohgw_x"``).
+  reports x′ under a scheduler that is not OHGW; both through
+  :func:`ohgw.protocol.adjusted_from_result` and :func:`ohgw.protocol.apply_adjusted`),
+  every result's ``"config"`` is replaced by the trial's config, so ``result.config``, the
+  ``result.json`` logs and ``ResultGrid`` all show x′ (with x under
+  :data:`ohgw.protocol.ORIGINAL_KEY`).
 - :class:`SchedulerStateCallback`: Tune saves callback state with every
   experiment checkpoint and hands it back on ``Tuner.restore`` before any trial is
   re-added (``TuneController.resume``). This callback's state is a snapshot of a
@@ -32,11 +34,11 @@ from typing import Any
 from ray.tune.callback import Callback
 
 from ohgw.protocol import adjusted_from_result, apply_adjusted, is_recorded
-from ohgw.tune.state import has_state_protocol
+from ohgw.tune.state import check_supported, has_state_protocol
 
 
 class AdjustedConfigCallback(Callback):
-    """Makes every result's ``"config"`` the trial's recorded config (x′, ``ohgw_x``, ``ohgw_g``)."""
+    """Makes every result's ``"config"`` the trial's recorded config (x′, with x and g kept)."""
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         if not is_recorded(trial.config):
@@ -62,6 +64,14 @@ class SchedulerStateCallback(Callback):
                 f"scheduler must have get_state() and set_state(state) methods, got {type(scheduler).__name__}; "
                 "wrap a Ray scheduler in ohgw.OHGW (mode='none' keeps it vanilla) to restore its state"
             )
+        # fail now, not at the first experiment checkpoint, if the wrapped Ray scheduler's
+        # private state cannot be saved exactly with this Ray (ohgw.tune.state.SUPPORTED_RAY)
+        inner = scheduler
+        for _ in range(8):
+            inner = getattr(inner, "scheduler", None)
+            if inner is None:
+                break
+            check_supported(inner)
         self.scheduler = scheduler
         self.restored = False  # True once set_state ran (i.e. after a Tuner.restore)
 

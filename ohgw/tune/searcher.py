@@ -3,9 +3,9 @@
 A searcher such as ``OptunaSearch`` only knows the x it suggested; after an OHGW
 warm-start the trial trained with x′, so the searcher's model would attach the
 trial's score to the wrong point. :class:`OHGWSearcher` wraps any Tune
-``Searcher``, watches results for ``ohgw/x_prime/<ψ>`` keys (reported by the
-trainable with its first result) and, when such a trial completes with a finite
-score:
+``Searcher``, watches results for x′ (reported by the trainable with its first
+result, parsed by :func:`ohgw.protocol.adjusted_from_result`) and, when such a trial
+completes with a finite score:
 
 1. adds the evaluated point x′ (the suggestion with its continuous values
    replaced) with the trial's score and intermediate values through the
@@ -13,9 +13,11 @@ score:
 2. closes the suggestion x as errored (``on_trial_complete(error=True)``).
 
 For ``OptunaSearch`` this records a COMPLETE Optuna trial whose params are x′,
-and marks the suggested one FAIL, which TPE ignores; the new trial's user
-attributes hold ``ray_trial_id`` and ``ohgw_x/<ψ>`` (the suggested values), and the
-superseded one gets ``ohgw_superseded`` = True. Trials without x′ (mode
+and marks the suggested one FAIL, which TPE ignores. The searcher's own Optuna user
+attributes: the new trial holds :data:`RAY_TRIAL_ID_ATTR` (the Tune trial id),
+:data:`REPLACES_ATTR` (the number of the Optuna trial it replaces) and
+:data:`X_ATTR_PREFIX` ``+ ψ`` (the suggested values); the superseded one gets
+:data:`SUPERSEDED_ATTR` = True. Trials without x′ (mode
 ``"none"``, x′ == x, errors, no score) are passed through unchanged. A searcher
 without ``add_evaluated_point`` is passed through unchanged too (with a warning).
 
@@ -43,6 +45,13 @@ from ohgw.protocol import adjusted_from_result
 from ohgw.tune.state import StateFile
 
 logger = logging.getLogger(__name__)
+
+# Optuna user attributes written by this searcher (read back from the Optuna study, not exchanged
+# with the trainable or the wrapper)
+RAY_TRIAL_ID_ATTR = "ray_trial_id"  # on the COMPLETE trial at x': the Tune trial id
+REPLACES_ATTR = "ohgw_replaces"  # on the COMPLETE trial at x': the number of the superseded Optuna trial
+X_ATTR_PREFIX = "ohgw_x/"  # on the COMPLETE trial at x': X_ATTR_PREFIX + name -> the suggested value x
+SUPERSEDED_ATTR = "ohgw_superseded"  # on the suggested (FAIL) trial: True
 
 
 def _optuna_of(searcher: Searcher):
@@ -222,7 +231,7 @@ def _add_optuna_trial(optuna_search, trial_id: str, params: dict, value: float, 
     if set(distributions) != set(params):
         raise KeyError(f"suggested params {sorted(distributions)} differ from the trial's {sorted(params)}")
     params = {k: _clip_to(distributions[k], v) for k, v in params.items()}
-    ot_trial.set_user_attr("ohgw_superseded", True)
+    ot_trial.set_user_attr(SUPERSEDED_ATTR, True)
     study.add_trial(
         optuna.trial.create_trial(
             state=optuna.trial.TrialState.COMPLETE,
@@ -230,8 +239,8 @@ def _add_optuna_trial(optuna_search, trial_id: str, params: dict, value: float, 
             params=params,
             distributions=distributions,
             intermediate_values=dict(frozen.intermediate_values),
-            user_attrs={"ray_trial_id": trial_id, "ohgw_replaces": ot_trial.number,
-                        **{f"ohgw_x/{k}": float(v) for k, v in x.items()}},
+            user_attrs={RAY_TRIAL_ID_ATTR: trial_id, REPLACES_ATTR: ot_trial.number,
+                        **{X_ATTR_PREFIX + k: float(v) for k, v in x.items()}},
         )
     )
 

@@ -27,6 +27,16 @@ What is restored, by kind:
 - ``stateless`` (``FIFOScheduler``): nothing to restore.
 - ``unsupported`` (anything else, e.g. PBT): nothing is restored; the restored
   run starts that scheduler empty, exactly as plain Tune does.
+
+**Ray versions.** The ``asha``, ``hyperband`` and ``median`` strategies read and write
+Ray's private attributes (:data:`PRIVATE_ATTRS`, about 30 of them), which Ray may rename
+in any release. They are checked against the installed Ray 2.60 and allowed only for
+:data:`SUPPORTED_RAY`; outside it, or if an attribute is missing, :func:`snapshot`,
+:func:`reload` and :func:`check_supported` raise :class:`UnsupportedRayVersion` (a
+``RuntimeError`` naming the version and the range) instead of saving or restoring a
+wrong state. ``protocol``, ``stateless`` and ``unsupported`` schedulers need no check.
+Widen the range only after ``tests/test_tune_state_version.py`` and the restore tests
+of ``tests/test_scheduler_wrapper.py`` pass on the new Ray.
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+import ray
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 from ray.tune.schedulers import (
     AsyncHyperBandScheduler,
     FIFOScheduler,
@@ -44,6 +57,67 @@ from ray.tune.schedulers import (
 )
 
 STATE_VERSION = 1
+
+# the Ray releases whose private scheduler attributes this module was checked against
+SUPPORTED_RAY = (">=2.60", "<2.61")
+# what the asha / hyperband / median strategies read and write, per object
+PRIVATE_ATTRS = {
+    "asha": {"scheduler": ("_brackets", "_trial_info", "_counter", "_num_stopped"), "bracket": ("_rungs",)},
+    "hyperband": {
+        "scheduler": ("_hyperbands", "_trial_info", "_state", "_num_stopped", "_time_attr", "_metric",
+                      "_create_bracket"),
+        "bracket": ("_n", "_n0", "_r", "_r0", "_cumul_r", "_halves", "_total_work", "_completed_progress",
+                    "stop_last_trials", "is_being_processed", "_live_trials", "_all_trials", "trials_to_unpause"),
+    },
+    "median": {"scheduler": ("_results", "_stopped_trials", "_last_pause", "_time_attr", "_metric"), "bracket": ()},
+}
+
+
+class UnsupportedRayVersion(RuntimeError):
+    """The installed Ray is outside :data:`SUPPORTED_RAY`, or lacks a private attribute the state needs."""
+
+
+def ray_version_supported(version: str | None = None) -> bool:
+    """Whether ``version`` (default: the installed ``ray.__version__``) is in :data:`SUPPORTED_RAY`."""
+    try:
+        v = Version(ray.__version__ if version is None else version)
+    except InvalidVersion:
+        return False
+    return SpecifierSet(",".join(SUPPORTED_RAY)).contains(v, prereleases=True)
+
+
+def _brackets_of(scheduler: TrialScheduler, kind: str) -> list:
+    if kind == "asha":
+        return list(getattr(scheduler, "_brackets", []))[:1]
+    if kind == "hyperband" and callable(getattr(scheduler, "_create_bracket", None)):
+        return [scheduler._create_bracket(0)]  # a throw-away bracket: the scheduler is not changed
+    return []
+
+
+def check_supported(scheduler: TrialScheduler) -> None:
+    """Raise :class:`UnsupportedRayVersion` if ``scheduler``'s state cannot be saved and restored exactly here.
+
+    Only the strategies that use Ray's private attributes (asha, hyperband, median) are checked.
+    """
+    kind = kind_of(scheduler)
+    if kind not in PRIVATE_ATTRS:
+        return
+    name = type(scheduler).__name__
+    if not ray_version_supported():
+        raise UnsupportedRayVersion(
+            f"state: saving/restoring a {name} reads Ray's private scheduler attributes, checked only for "
+            f"ray {','.join(SUPPORTED_RAY)}; this is ray {ray.__version__}. Use a supported Ray, or pass "
+            "OHGW.callbacks(restore_state=False) (Tuner.restore then starts the scheduler empty, as plain Tune does)"
+        )
+    need = PRIVATE_ATTRS[kind]
+    missing = [a for a in need["scheduler"] if not hasattr(scheduler, a)]
+    for b in _brackets_of(scheduler, kind):
+        missing += [f"bracket.{a}" for a in need["bracket"] if not hasattr(b, a)]
+    if missing:
+        raise UnsupportedRayVersion(
+            f"state: this ray {ray.__version__} {name} lacks the attributes {missing} that its saved state needs; "
+            "pass OHGW.callbacks(restore_state=False) to run without restoring it"
+        )
 
 
 def has_state_protocol(scheduler: Any) -> bool:
@@ -219,6 +293,7 @@ def _median_set(s: MedianStoppingRule, st: dict) -> Reattach:
 # ---- public --------------------------------------------------------------------------
 def snapshot(scheduler: TrialScheduler) -> dict:
     """A picklable snapshot of ``scheduler``'s state (see the module doc for what it holds)."""
+    check_supported(scheduler)
     kind = kind_of(scheduler)
     if kind == "protocol":
         state: Any = scheduler.get_state()
@@ -243,6 +318,7 @@ def reload(scheduler: TrialScheduler, snap: dict) -> Reattach:
             f"state: snapshot of a {snap['type']} ({snap['kind']}) cannot load into "
             f"a {type(scheduler).__name__} ({kind})"
         )
+    check_supported(scheduler)
     if kind == "protocol":
         scheduler.set_state(snap["state"])
         return Reattach()

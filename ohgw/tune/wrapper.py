@@ -1,39 +1,45 @@
 """OHGW: a Tune scheduler that adds one-shot hyper-gradient warm-starts to any other.
 
-``scheduler=OHGW(ASHAScheduler(...), space)`` in an ordinary ``tune.Tuner`` is the
-whole change on the driver side. The wrapper
+``scheduler=OHGW(ASHAScheduler(...), space, WarmStartSettings(...))`` in an ordinary
+``tune.Tuner`` is the whole change on the driver side. Every key it exchanges with the
+trainable is :mod:`ohgw.protocol`'s. The wrapper
 
 1. **injects** the warm-start instruction into every new trial's config, under
-   ``config["ohgw"]`` (:func:`ohgw.protocol.make_instruction`, with the trial's
-   creation index). Each trial gets its own seed,
-   derived from the wrapper's ``seed`` and the creation order (not the random
-   trial id, so paired studies reproduce). Idempotent: a config that already has
-   ``"ohgw"`` is left alone (retries, ``Tuner.restore``);
-2. **records x′**: when a result carries ``ohgw/x_prime/<ψ>`` keys (the first
-   report of a warm-started trainable), it writes x′ into ``trial.config``, keeps
-   x under ``config["ohgw_x"]`` and g under ``config["ohgw_g"]``, and consumes the
-   instruction (``config["ohgw"]["mode"] = "none"``, ``["applied"]`` = the mode
-   that ran) so that no trial is warm-started twice; see :mod:`ohgw.protocol`.
+   :data:`~ohgw.protocol.INSTRUCTION_KEY` (:func:`ohgw.protocol.make_instruction`, with the
+   trial's creation index). Each trial gets its own seed,
+   derived from the settings' ``seed`` and the creation order (not the random
+   trial id, so paired studies reproduce). Idempotent: a config that already holds an
+   instruction is left alone (retries, ``Tuner.restore``);
+2. **records x′**: when a result carries x′ (the first report of a warm-started trainable,
+   parsed by :func:`ohgw.protocol.adjusted_from_result`), it writes x′ into ``trial.config``
+   with :func:`ohgw.protocol.apply_adjusted`: x under :data:`~ohgw.protocol.ORIGINAL_KEY`, g
+   under :data:`~ohgw.protocol.GRADIENT_KEY`, and the instruction consumed (its mode set to
+   ``"none"``, the mode that ran kept as applied) so that no trial is warm-started twice.
    ``get_dataframe()`` and the progress table then show x′; add the callbacks
    of :meth:`OHGW.callbacks` for ``result.config`` and for restore;
-3. **delegates** every decision to the wrapped scheduler, untouched;
+3. **delegates** every decision to the wrapped scheduler, untouched
+   (:class:`~ohgw.tune.delegating.DelegatingScheduler`, which also stops a HyperBand trial
+   that Ray would leave PAUSED forever; see :mod:`ohgw.tune.delegating`);
 4. **saves its state** and the wrapped scheduler's (:meth:`get_state` /
    :meth:`set_state`, see :mod:`ohgw.tune.state`), which
    :class:`ohgw.tune.callbacks.SchedulerStateCallback` checkpoints with the experiment.
 
 Defaults: :class:`~ohgw.warmstart.WarmStartSettings`' — ``step_rule="normalized"`` with
 η_h = 0.05 of the range (the reason is in :mod:`ohgw.warmstart`); ``step_rule="raw"`` with
-η_h = 1e-3 is the original proposal.
+η_h = 1e-3 is the original proposal. Any settings field may also be given as a keyword,
+which overrides ``settings``.
 
 >>> from ray.tune.schedulers import ASHAScheduler
 >>> from ohgw.space import SearchSpace
->>> sched = OHGW(ASHAScheduler(max_t=9, grace_period=1), SearchSpace.default(), seed=3)
+>>> from ohgw.warmstart import WarmStartSettings
+>>> sched = OHGW(ASHAScheduler(max_t=9, grace_period=1), SearchSpace.default(), WarmStartSettings(seed=3))
 >>> sched.set_search_properties("val_acc", "max")
 True
->>> sched.metric, sched.settings.step_rule
-('val_acc', 'normalized')
+>>> sched.metric, sched.settings.step_rule, sched.settings.seed
+('val_acc', 'normalized', 3)
+>>> OHGW(ASHAScheduler(), SearchSpace.default(), WarmStartSettings(seed=3), mode="random").settings.mode
+'random'
 """
-
 from __future__ import annotations
 
 import logging
@@ -174,7 +180,7 @@ class OHGW(StateFile, DelegatingScheduler):
 
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
         self._record(trial, result)
-        return self.scheduler.on_trial_result(tune_controller, trial, result)
+        return super().on_trial_result(tune_controller, trial, result)
 
     def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
         self._record(trial, result)
