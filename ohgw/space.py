@@ -24,15 +24,6 @@ import numpy as np
 
 TRANSFORMS = ("log10", "identity")
 
-# The hyper-parameters this project knows, with the transform each one uses by default.
-KNOWN_TRANSFORMS: dict[str, str] = {
-    "lr": "log10",
-    "wd": "log10",
-    "momentum": "identity",
-    "aug_magnitude": "identity",
-    "label_smoothing": "identity",
-}
-
 
 @dataclass(frozen=True)
 class Continuous:
@@ -126,36 +117,45 @@ class SearchSpace:
     @classmethod
     def from_bounds(
         cls,
-        bounds: Mapping[str, tuple[float, float]],
+        bounds: Mapping[str, tuple],
         discrete: Mapping[str, Sequence] | None = None,
         transforms: Mapping[str, str] | None = None,
     ) -> SearchSpace:
-        """Build from ``{name: (low, high)}``; transforms default to :data:`KNOWN_TRANSFORMS`.
+        """Build from ``{name: (low, high, transform)}`` or ``{name: (low, high)}`` plus ``transforms``.
 
-        A name outside :data:`KNOWN_TRANSFORMS` needs an explicit transform.
+        Every parameter names its transform (``"log10"`` or ``"identity"``): the core knows no
+        parameter by name, so nothing is guessed from it.
+
+        >>> SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10"), "tau": (0.0, 1.0)}, transforms={"tau": "identity"})
+        SearchSpace(lr[0.001,1](log), tau[0,1])
         """
         transforms = dict(transforms or {})
+        unknown = sorted(set(transforms) - set(bounds))
+        if unknown:
+            raise ValueError(f"transforms: {unknown} are not in bounds")
         params = []
         for name, b in bounds.items():
-            if name not in transforms and name not in KNOWN_TRANSFORMS:
+            if not isinstance(b, (tuple, list)) or len(b) not in (2, 3):
+                raise ValueError(f"bounds[{name!r}] must be (low, high) or (low, high, transform), got {b!r}")
+            transform = b[2] if len(b) == 3 else transforms.get(name)
+            if transform is None:
                 raise ValueError(
-                    f"unknown hyper-parameter {name!r}: known names are {sorted(KNOWN_TRANSFORMS)}; "
-                    "pass transforms={name: 'log10' | 'identity'} to declare a new one"
+                    f"hyper-parameter {name!r}: give its transform, 'log10' or 'identity' "
+                    f"(bounds[{name!r}] = (low, high, transform) or transforms={{{name!r}: ...}})"
                 )
-            low, high = b
-            params.append(Continuous(name, float(low), float(high), transforms.get(name, KNOWN_TRANSFORMS.get(name))))
+            params.append(Continuous(name, float(b[0]), float(b[1]), transform))
         return cls(params, discrete)
 
     @classmethod
     def default(cls) -> SearchSpace:
-        """The study's 5-dim space for ResNet-20 (CIFAR-10 and digits)."""
+        """The study's 5-dim space for ResNet-20 (CIFAR-10 and digits): lr and wd on log10 scales."""
         return cls.from_bounds(
             {
-                "lr": (1e-3, 1.0),
-                "wd": (1e-6, 1e-2),
-                "momentum": (0.0, 0.99),
-                "aug_magnitude": (0.0, 1.0),
-                "label_smoothing": (0.0, 0.3),
+                "lr": (1e-3, 1.0, "log10"),
+                "wd": (1e-6, 1e-2, "log10"),
+                "momentum": (0.0, 0.99, "identity"),
+                "aug_magnitude": (0.0, 1.0, "identity"),
+                "label_smoothing": (0.0, 0.3, "identity"),
             }
         )
 

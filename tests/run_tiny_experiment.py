@@ -12,7 +12,7 @@ if __name__ == "__main__":
     out = sys.argv[1]
     cfg = ExperimentConfig(
         experiment="interrupt-test",
-        space=SearchSpace.from_bounds({"lr": (1e-3, 1.0)}),
+        space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}),
         base_config={"epoch_s": 0.05},
         max_t=3,
         budget=8.0,

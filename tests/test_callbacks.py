@@ -22,7 +22,7 @@ from ohgw.tune.callbacks import AdjustedConfigCallback, SchedulerStateCallback
 from ohgw.tune.wrapper import OHGW
 from ohgw.warmstart import WarmStartSettings
 
-SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
+SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10"), "wd": (1e-6, 1e-2, "log10")})
 FIRST = {"training_iteration": 1, "val_acc": 0.4, "ohgw/x/lr": 0.1, "ohgw/x_prime/lr": 0.2, "ohgw/g/lr": -2.0,
          "ohgw/x/wd": 1e-4, "ohgw/x_prime/wd": 1e-4, "ohgw/g/wd": 0.0}
 

@@ -75,7 +75,7 @@ def test_label_smoothing_and_augmentation_are_not_silently_zero():
         return nn.functional.cross_entropy(logits, y, label_smoothing=float(hp["label_smoothing"].detach()))
 
     naive = HyperGradProblem(model, naive_loss, problem.val_loss, problem.update_rule, ("label_smoothing",))
-    space = SearchSpace.from_bounds({"label_smoothing": (0.0, 0.3)})
+    space = SearchSpace.from_bounds({"label_smoothing": (0.0, 0.3, "identity")})
     assert hypergradient(naive, space, CONFIG, [tb], vb, 1).g[0] == 0.0
 
 
@@ -119,7 +119,7 @@ def test_weight_decay_hypergradient_points_to_closed_form_optimum():
         return 0.5 * ((torch.func.functional_call(model, (params, buffers), (x,)).squeeze(-1) - y) ** 2).mean()
 
     problem = HyperGradProblem(model, mse, mse, SGD())
-    space = SearchSpace.from_bounds({"wd": (1e-4, 100.0)})
+    space = SearchSpace.from_bounds({"wd": (1e-4, 100.0, "log10")})
     for factor, expected_sign in ((0.1, -1.0), (0.5, -1.0), (2.0, 1.0), (10.0, 1.0)):
         wd = wd_star * factor
         with torch.no_grad():  # warm model: trained to convergence at this wd

@@ -258,7 +258,7 @@ def test_ohgw_around_pasha_warm_starts_once_and_resumes_from_checkpoints(ray_clu
     from ohgw.pasha import PASHA
     from ohgw.tune.wrapper import OHGW
 
-    space = SearchSpace.from_bounds({"lr": (1e-2, 1.0), "wd": (1e-6, 1e-2)})
+    space = SearchSpace.from_bounds({"lr": (1e-2, 1.0, "log10"), "wd": (1e-6, 1e-2, "log10")})
     sched = OHGW(
         PASHA(max_t=8, grace_period=1, reduction_factor=2, max_concurrent=2),
         space,

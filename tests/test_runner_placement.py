@@ -44,7 +44,7 @@ def test_trials_run_on_their_study_group_and_all_groups_are_used(labelled_cluste
     assert [(g.name, g.cpus, g.gpus) for g in groups] == [("g0", 2.0, 1.0), ("g1", 2.0, 1.0)]
     cfg = ExperimentConfig(
         experiment="placement-test",
-        space=SearchSpace.from_bounds({"lr": (1e-3, 1.0)}),
+        space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}),
         base_config={"epoch_s": 0.05},
         max_t=3,
         budget=4.0,

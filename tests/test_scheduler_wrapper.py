@@ -28,7 +28,7 @@ from ohgw.tune.state import reload, snapshot
 from ohgw.tune.wrapper import OHGW, warm_start_seed
 from ohgw.warmstart import WarmStartSettings, instruction, make_instruction
 
-SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
+SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10"), "wd": (1e-6, 1e-2, "log10")})
 MAX_T = 27
 
 
@@ -78,7 +78,7 @@ def test_rejects_what_is_not_a_trial_scheduler():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"space": {"lr": (1e-3, 1.0)}}, "space must be an ohgw.SearchSpace"),
+        ({"space": {"lr": (1e-3, 1.0, "log10")}}, "space must be an ohgw.SearchSpace"),
         ({"mode": "hyper"}, "mode must be one of"),
         ({"step_rule": "sign"}, "step_rule must be one of"),
         ({"eta_h": -1.0}, "eta_h must be > 0"),

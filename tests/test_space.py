@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def test_ranges_and_clip():
 def test_param_space_is_ray_tune_domains():
     from ray.tune.search.sample import Categorical, Float
 
-    space = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "momentum": (0.0, 0.9)}, discrete={"batch_size": [64, 128]})
+    space = SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10"), "momentum": (0.0, 0.9, "identity")}, discrete={"batch_size": [64, 128]})
     ps = space.param_space()
     assert isinstance(ps["lr"], Float) and isinstance(ps["momentum"], Float)
     assert isinstance(ps["batch_size"], Categorical)
@@ -39,7 +40,7 @@ def test_param_space_is_ray_tune_domains():
 
 
 def test_dict_roundtrip():
-    space = SearchSpace.from_bounds({"lr": (1e-3, 1.0)}, discrete={"bs": [1, 2]})
+    space = SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}, discrete={"bs": [1, 2]})
     again = SearchSpace.from_dict(space.to_dict())
     assert again.params == space.params and again.discrete == space.discrete
 
@@ -47,15 +48,18 @@ def test_dict_roundtrip():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"bounds": {"learning_rate": (0.1, 1.0)}}, "unknown hyper-parameter 'learning_rate'"),
-        ({"bounds": {"lr": (1.0, 0.1)}}, "'lr': bounds need low < high"),
-        ({"bounds": {"momentum": (0.5, 0.5)}}, "'momentum': bounds need low < high"),
-        ({"bounds": {"wd": (0.0, 1e-2)}}, "'wd': a log10 transform needs positive bounds"),
-        ({"bounds": {"lr": (-1.0, 1.0)}}, "'lr': a log10 transform needs positive bounds"),
+        # the core knows no hyper-parameter by name: even lr must say how it is scaled
+        ({"bounds": {"lr": (0.1, 1.0)}}, "'lr': give its transform, 'log10' or 'identity'"),
+        ({"bounds": {"lr": (0.1, 1.0, "log10")}, "transforms": {"wd": "log10"}}, "transforms: ['wd'] are not in bounds"),
+        ({"bounds": {"lr": (0.1,)}}, "bounds['lr'] must be (low, high) or (low, high, transform)"),
+        ({"bounds": {"lr": (1.0, 0.1, "log10")}}, "'lr': bounds need low < high"),
+        ({"bounds": {"momentum": (0.5, 0.5, "identity")}}, "'momentum': bounds need low < high"),
+        ({"bounds": {"wd": (0.0, 1e-2, "log10")}}, "'wd': a log10 transform needs positive bounds"),
+        ({"bounds": {"lr": (-1.0, 1.0)}, "transforms": {"lr": "log10"}}, "'lr': a log10 transform needs positive bounds"),
     ],
 )
 def test_bad_bounds_raise_naming_the_parameter(kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         SearchSpace.from_bounds(**kwargs)
 
 

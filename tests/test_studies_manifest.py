@@ -76,7 +76,7 @@ def test_another_tau_reruns_the_same_studies(tmp_path):
         ({"max_t": 4, "searcher": "optuna"}, ["max_t", "searcher"]),
         ({"base_config": {"dataset": "digits", "batch_size": 64, "width": 1}}, ["base_config"]),
         ({"warm_start": WarmStartSettings(step_rule="raw")}, ["warm_start"]),
-        ({"space": SearchSpace.from_bounds({"lr": (1e-3, 1.0)})}, ["space"]),
+        ({"space": SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")})}, ["space"]),
     ],
 )
 def test_refusal_names_exactly_the_changed_settings(tmp_path, change, keys):

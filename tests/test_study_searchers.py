@@ -23,7 +23,7 @@ def ray_with_tests_on_path(ray_local):
 
 
 def _cfg(**kw) -> ExperimentConfig:
-    base = dict(experiment="searchers-test", space=SearchSpace.from_bounds({"lr": (1e-3, 1.0)}),
+    base = dict(experiment="searchers-test", space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}),
                 base_config={"epoch_s": 0.05}, max_t=3, budget=8.0, tau=0.5)
     base.update(kw)
     return ExperimentConfig(**base)

@@ -24,7 +24,7 @@ from ohgw.tune.delegating import DelegatingScheduler
 from ohgw.tune.wrapper import OHGW
 from ohgw.warmstart import WarmStartSettings
 
-SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
+SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10"), "wd": (1e-6, 1e-2, "log10")})
 
 
 def config_of(i: int) -> dict:

@@ -21,7 +21,7 @@ from ohgw.tune.state import (
 from ohgw.tune.wrapper import OHGW
 from ohgw.warmstart import WarmStartSettings
 
-SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
+SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10"), "wd": (1e-6, 1e-2, "log10")})
 PRIVATE = {
     "asha": lambda: ASHAScheduler(metric="acc", mode="max", max_t=9),
     "hyperband": lambda: HyperBandScheduler(metric="acc", mode="max", max_t=9),

@@ -20,7 +20,7 @@ from ohgw import SGD, HyperGradProblem, SearchSpace, maybe_warm_start
 from ohgw.tune.wrapper import OHGW
 from ohgw.warmstart import WarmStartSettings
 
-SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0), "wd": (1e-6, 1e-2)})
+SPACE = SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10"), "wd": (1e-6, 1e-2, "log10")})
 
 
 def _data(seed: int = 0, n: int = 256):
