@@ -30,32 +30,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 
+from _machine import cpu_model, load_line
+
 GOAL_SHARE = 0.90
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_line(when: str) -> str:
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return f"load average {when}: unavailable"
-    n = os.cpu_count() or 1
-    shared = "other processes were competing for the CPUs" if one > n * 0.75 else "machine mostly idle"
-    return f"load average {when}: {one:.2f} (1 min), {five:.2f} (5 min) on {n} CPUs: {shared}"
 
 
 def measure(reuse: bool, seeds: int, budget: float, max_t: int) -> dict:

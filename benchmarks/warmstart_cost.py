@@ -49,13 +49,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 
 import torch
+from _machine import cpu_model, load_line
 
 from ohgw.cost import Stopwatch, peak_rss_mib
 from ohgw.space import SearchSpace
@@ -79,27 +79,6 @@ LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).return
 
 
 # ---- header -------------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_line(when: str) -> str:
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return f"load average {when}: unavailable"
-    n = os.cpu_count() or 1
-    shared = "other processes were competing for the CPUs" if one > n * 0.75 else "machine mostly idle"
-    return f"load average {when}: {one:.2f} (1 min), {five:.2f} (5 min) on {n} CPUs: {shared}"
 
 
 def header(device: torch.device) -> str:

@@ -57,7 +57,8 @@ def git_commit() -> str:
         return ""
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo, else the platform's word for it)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -74,7 +75,7 @@ def hardware_info() -> dict:
 
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "gpu_model": torch.cuda.get_device_name(0) if n_gpus else "",
         "n_cpus": os.cpu_count() or 0,
         "n_gpus": n_gpus,
