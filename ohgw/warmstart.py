@@ -211,17 +211,24 @@ def _take_step(
     return new_u, [n for n, p in zip(space.names, pinned) if p]
 
 
-def warm_start(
-    problem: HyperGradProblem,
+GradientFn = Callable[[dict, int], tuple[np.ndarray, float]]
+
+
+def warm_start_with(
+    gradient: GradientFn,
     space: SearchSpace,
     config: Mapping[str, Any],
-    batches: BatchSource | tuple[Any, Any],
     settings: WarmStartSettings | None = None,
+    device: Any = None,
 ) -> tuple[dict[str, Any], WarmStartRecord]:
-    """Warm-start ``config``; returns (x′ as a full config, record).
+    """Warm-start ``config`` with any hyper-gradient source; returns (x′ as a full config, record).
 
-    ``batches`` is a pair (train_batch, val_batch) or a callable step → pair that
-    supplies a fresh pair for each hyper-step. The model is left bit-identical.
+    ``gradient(current_config, hyper_step)`` returns (g in search coordinates u, in
+    ``space.names`` order; the validation loss before the step). The step rules, the random
+    control, clipping, cost accounting (:class:`~ohgw.cost.Stopwatch` on ``device``) and the
+    record are this module's, so a trainable whose hyper-gradient is not an unrolled torch step
+    (e.g. a finite difference through a surrogate) warm-starts exactly like the others. A
+    non-finite g or loss leaves x unchanged and sets ``record.nonfinite``.
     """
     settings = settings or WarmStartSettings()
     cont, rest = space.split(config)
@@ -239,25 +246,21 @@ def warm_start(
     )
     if settings.mode == "none":
         return dict(config), record
-    problem.check_space(space)
-    source = _as_source(batches)
     rng = np.random.default_rng(settings.seed)
-    device = next(problem.model.parameters()).device
     u = u0 = space.to_u(config)
     clipped: set[str] = set()
     with Stopwatch(device) as sw:
         for step in range(settings.hyper_steps):
-            train_batch, val_batch = source(step)
-            current = space.with_values(config, space.to_x(u))
-            hg = hypergradient(problem, space, current, [train_batch], val_batch, settings.lookahead)
+            g, val_loss = gradient(space.with_values(config, space.to_x(u)), step)
+            g = np.asarray(g, dtype=np.float64)
             if step == 0:
-                record.g = {n: float(v) for n, v in zip(space.names, hg.g)}
-                record.val_loss_before = hg.val_loss
-            if not hg.finite:
+                record.g = {n: float(v) for n, v in zip(space.names, g)}
+                record.val_loss_before = float(val_loss)
+            if not (np.all(np.isfinite(g)) and math.isfinite(val_loss)):
                 record.nonfinite = True
                 record.reason = f"non-finite loss or hyper-gradient at hyper-step {step}"
                 break
-            u, hit = _take_step(space, u, hg.g, settings, rng)
+            u, hit = _take_step(space, u, g, settings, rng)
             clipped |= set(hit)
     record.wall_s, record.compute_s = sw.cost.wall_s, sw.cost.compute_s
     record.peak_rss_mib, record.cuda_peak_mib = sw.cost.peak_rss_mib, sw.cost.cuda_peak_mib
@@ -267,6 +270,32 @@ def warm_start(
     record.step_norm = float(np.linalg.norm(_to_v(space, u) - _to_v(space, u0)))
     record.x_prime = space.to_x(u)
     return space.with_values(config, record.x_prime), record
+
+
+def warm_start(
+    problem: HyperGradProblem,
+    space: SearchSpace,
+    config: Mapping[str, Any],
+    batches: BatchSource | tuple[Any, Any],
+    settings: WarmStartSettings | None = None,
+) -> tuple[dict[str, Any], WarmStartRecord]:
+    """Warm-start ``config`` with the unrolled hyper-gradient of ``problem``; returns (x′ as a full config, record).
+
+    ``batches`` is a pair (train_batch, val_batch) or a callable step → pair that
+    supplies a fresh pair for each hyper-step. The model is left bit-identical.
+    """
+    settings = settings or WarmStartSettings()
+    if settings.mode != "none":
+        problem.check_space(space)
+    source = _as_source(batches)
+
+    def gradient(current: dict, step: int) -> tuple[np.ndarray, float]:
+        train_batch, val_batch = source(step)
+        hg = hypergradient(problem, space, current, [train_batch], val_batch, settings.lookahead)
+        return (hg.g, hg.val_loss) if hg.finite else (np.full(len(space), np.nan), float("nan"))
+
+    device = next(problem.model.parameters()).device
+    return warm_start_with(gradient, space, config, settings, device)
 
 
 def instruction(config: Mapping[str, Any]) -> tuple[WarmStartSettings, SearchSpace] | None:
