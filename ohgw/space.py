@@ -147,6 +147,31 @@ class SearchSpace:
         return cls(params, discrete)
 
     @classmethod
+    def from_param_space(cls, param_space: Mapping) -> SearchSpace:
+        """The continuous part of a Ray Tune ``param_space``: ``tune.loguniform`` → log10, ``tune.uniform`` → identity.
+
+        Only top-level keys are taken (the warm-start reads and writes top-level config keys).
+        Everything else that Tune samples (:func:`param_space_parts` lists it) is left to Tune
+        and named in a warning: quantized or integer domains, ``tune.choice``, ``tune.grid_search``,
+        ``tune.sample_from``, ``tune.randn``, and any domain inside a nested dict (named
+        ``"outer/inner"``). Constants are not hyper-parameters and are passed over silently.
+        A space with no continuous parameter raises a ValueError naming what was skipped.
+
+        >>> from ray import tune
+        >>> SearchSpace.from_param_space({"lr": tune.loguniform(1e-4, 0.1), "mu": tune.uniform(0.0, 0.9), "epochs": 5})
+        SearchSpace(lr[0.0001,0.1](log), mu[0,0.9])
+        """
+        params, skipped = param_space_parts(param_space)
+        if not params:
+            raise ValueError(f"param_space: no continuous hyper-parameter to warm-start ({describe_skipped(skipped)})")
+        if skipped:
+            import warnings
+
+            warnings.warn(f"param_space: cannot warm-start {describe_skipped(skipped)}; Tune samples them as usual",
+                          UserWarning, stacklevel=2)
+        return cls(params)
+
+    @classmethod
     def default(cls) -> SearchSpace:
         """The study's 5-dim space for ResNet-20 (CIFAR-10 and digits): lr and wd on log10 scales."""
         return cls.from_bounds(
@@ -236,3 +261,83 @@ class SearchSpace:
         out = dict(config)
         out.update(values)
         return out
+
+
+# ---- a Ray Tune param_space ----------------------------------------------------------------------
+def _why_not(domain) -> str | None:
+    """None if ``domain`` (a Tune search domain) is warm-startable, else why not, in a few words."""
+    from ray.tune.search.sample import Categorical, Float, Function, Integer, LogUniform, Normal, Quantized, Uniform
+
+    if isinstance(domain, Float):
+        sampler = domain.get_sampler()
+        if isinstance(sampler, Quantized):
+            return "quantized"
+        if isinstance(sampler, (LogUniform, Uniform)):
+            return None
+        if isinstance(sampler, Normal):
+            return "normal, unbounded"
+        return f"{type(sampler).__name__} sampler"
+    if isinstance(domain, Integer):
+        return "integer"
+    if isinstance(domain, Categorical):
+        return "choice"
+    if isinstance(domain, Function):
+        return "sample_from"
+    return type(domain).__name__
+
+
+def _is_grid(value) -> bool:
+    return isinstance(value, Mapping) and len(value) == 1 and "grid_search" in value
+
+
+def param_space_parts(param_space: Mapping) -> tuple[list[Continuous], dict[str, str]]:
+    """(the warm-startable :class:`Continuous` parameters, {name: why not} for every other search domain).
+
+    Warm-startable: a top-level ``tune.loguniform`` (log10 coordinates) or ``tune.uniform``
+    (identity). Names of domains inside nested dicts are joined with ``"/"``; constants are
+    neither.
+
+    >>> from ray import tune
+    >>> params, skipped = param_space_parts({"lr": tune.loguniform(1e-3, 1.0), "bs": tune.choice([32, 64]),
+    ...                                      "opt": {"eps": tune.uniform(0, 1)}, "epochs": 3})
+    >>> [p.name for p in params], skipped
+    (['lr'], {'bs': 'choice', 'opt/eps': 'nested: only top-level keys are warm-started'})
+    """
+    from ray.tune.search.sample import Domain, Float, LogUniform
+
+    if not isinstance(param_space, Mapping):
+        raise ValueError(f"param_space must be a dict, got {type(param_space).__name__}")
+    params: list[Continuous] = []
+    skipped: dict[str, str] = {}
+
+    def nested(prefix: str, d: Mapping) -> None:
+        for k, v in d.items():
+            name = f"{prefix}/{k}"
+            if isinstance(v, Domain) or _is_grid(v):
+                skipped[name] = "nested: only top-level keys are warm-started"
+            elif isinstance(v, Mapping):
+                nested(name, v)
+
+    for name, value in param_space.items():
+        name = str(name)
+        if _is_grid(value):
+            skipped[name] = "grid_search"
+        elif isinstance(value, Domain):
+            why = _why_not(value)
+            if why is None:
+                transform = "log10" if isinstance(value.get_sampler(), LogUniform) else "identity"
+                assert isinstance(value, Float)
+                try:
+                    params.append(Continuous(name, float(value.lower), float(value.upper), transform))
+                except ValueError as e:
+                    why = str(e)
+            if why is not None:
+                skipped[name] = why
+        elif isinstance(value, Mapping):
+            nested(name, value)
+    return params, skipped
+
+
+def describe_skipped(skipped: Mapping[str, str]) -> str:
+    """``'bs' (choice), 'opt/eps' (nested: ...)``: the names, quoted, with the reason each was skipped."""
+    return ", ".join(f"{name!r} ({why})" for name, why in skipped.items()) or "it holds no search domain"

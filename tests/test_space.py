@@ -75,3 +75,34 @@ def test_bad_transform_and_duplicates():
 def test_custom_name_with_explicit_transform():
     space = SearchSpace.from_bounds({"temperature": (0.05, 1.0)}, transforms={"temperature": "log10"})
     assert space["temperature"].is_log
+
+
+def test_param_space_parts_edge_cases():
+    from ray import tune
+    from ray.tune.search.sample import Float
+
+    from ohgw.space import param_space_parts
+
+    params, skipped = param_space_parts({
+        "flat": tune.uniform(0.5, 0.5),  # low == high: not a range to step in
+        "neg": Float(-1.0, 1.0).uniform(),
+        "free": Float(None, None),  # unbounded, no sampler: Tune cannot sample it either
+        "grid": tune.grid_search([0.1, 0.2]),
+        "deep": {"a": {"b": tune.loguniform(1e-3, 1.0)}, "c": 1},
+        7: tune.loguniform(1e-2, 1.0),  # a non-string key is named by str()
+    })
+    assert [(p.name, p.low, p.high, p.transform) for p in params] == [("neg", -1.0, 1.0, "identity"),
+                                                                       ("7", 1e-2, 1.0, "log10")]
+    assert "low < high" in skipped["flat"]
+    assert skipped["grid"] == "grid_search" and skipped["deep/a/b"].startswith("nested")
+    assert "free" in skipped and "deep/c" not in skipped
+    with pytest.raises(ValueError, match="param_space must be a dict"):
+        param_space_parts([("lr", 0.1)])
+
+
+def test_from_param_space_warns_about_what_it_skips():
+    from ray import tune
+
+    with pytest.warns(UserWarning, match=r"cannot warm-start 'bs' \(choice\)"):
+        space = SearchSpace.from_param_space({"lr": tune.loguniform(1e-3, 1.0), "bs": tune.choice([1, 2])})
+    assert space.names == ("lr",)

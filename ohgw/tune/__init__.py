@@ -8,6 +8,6 @@ stays the wrapped scheduler's (:mod:`ohgw.tune.delegating`).
 
 from ohgw.tune.callbacks import AdjustedConfigCallback, SchedulerStateCallback
 from ohgw.tune.searcher import OHGWSearcher
-from ohgw.tune.wrapper import OHGW
+from ohgw.tune.wrapper import OHGW, OHGWWarning
 
-__all__ = ["OHGW", "AdjustedConfigCallback", "OHGWSearcher", "SchedulerStateCallback"]
+__all__ = ["OHGW", "AdjustedConfigCallback", "OHGWSearcher", "OHGWWarning", "SchedulerStateCallback"]

@@ -4,6 +4,14 @@ Subclasses override only the hooks they observe or change (:class:`ohgw.OHGW`,
 :class:`ohgw.studies.ledger.StudyTap`); decisions, properties and ``choose_trial_to_run``
 stay the wrapped scheduler's.
 
+**Transparent.** Code written against the wrapped scheduler keeps working on the wrapper:
+every attribute *read* the wrapper does not define itself goes to the wrapped scheduler,
+public or not (``OHGW(asha)._brackets is asha._brackets``, ``._max_t``, ``._time_attr``), and
+``_metric`` / ``_supports_buffered_results``, which ``TrialScheduler`` defines on the class,
+are forwarded too. Dunder names and ``scheduler`` itself are never forwarded, so an object
+whose ``scheduler`` is not set yet (during unpickling, ``copy``, ``__new__``) raises
+``AttributeError`` instead of recursing. Attribute *writes* stay on the wrapper.
+
 One repair is added, for Ray's ``HyperBandScheduler`` only: a trial left PAUSED in a
 finished bracket because it was still saving its checkpoint when the bracket finished.
 
@@ -58,6 +66,36 @@ class DelegatingScheduler(TrialScheduler):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_stop_when_paused", [])
+
+    # ---- transparency (module doc) -----------------------------------------------------------
+    def __getattr__(self, name: str):
+        # only called when normal lookup fails; never for names set on the instance or the class
+        inner = self.__dict__.get("scheduler") if name != "__dict__" else None
+        if inner is None or name == "scheduler" or (name.startswith("__") and name.endswith("__")):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        try:
+            return getattr(inner, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}, nor has the wrapped "
+                f"{type(inner).__name__}"
+            ) from None
+
+    def __dir__(self):
+        inner = self.__dict__.get("scheduler")
+        return sorted(set(super().__dir__()) | (set(dir(inner)) if inner is not None else set()))
+
+    @property
+    def _metric(self):
+        return self.scheduler._metric
+
+    @_metric.setter
+    def _metric(self, value) -> None:
+        self.scheduler._metric = value
+
+    @property
+    def _supports_buffered_results(self):
+        return self.scheduler._supports_buffered_results
 
     @property
     def metric(self):

@@ -25,6 +25,18 @@ What is restored, by kind:
 - ``median`` (``MedianStoppingRule``): each trial's (time, metric) history, the
   stopped set and the last pause times. Exact for the decision rule.
 - ``stateless`` (``FIFOScheduler``): nothing to restore.
+
+**Configuration too (Ray's contract).** Ray's own ``save``/``restore`` bring back a scheduler's
+whole configuration, so that ``ASHAScheduler().restore(path)`` decides like the scheduler that
+saved. A snapshot of an ``asha``, ``hyperband`` or ``median`` scheduler therefore also holds
+its configuration (:data:`CONFIG_ATTRS`: metric, mode, time attribute, max_t, reduction
+factor, grace period, ...; for ASHA each bracket's rungs and reduction factor), and
+:func:`reload` puts it back first: a snapshot loads into a default-built scheduler of the
+same type. A HyperBand is rebuilt with its public constructor from the saved arguments (its
+bracket sizes are closures over ``max_t``); a *subclass* of ``HyperBandScheduler`` with another
+configuration is refused with a ValueError naming the differences, as is any other type.
+``protocol`` schedulers restore their own configuration or not (PASHA: bookkeeping only).
+Version-1 snapshots (no configuration) still load, bookkeeping only.
 - ``unsupported`` (anything else, e.g. PBT): nothing is restored; the restored
   run starts that scheduler empty, exactly as plain Tune does.
 
@@ -41,6 +53,7 @@ of ``tests/test_scheduler_wrapper.py`` pass on the new Ray.
 
 from __future__ import annotations
 
+import copy
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +69,8 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no configuration in the snapshot
 
 # the Ray releases whose private scheduler attributes this module was checked against
 SUPPORTED_RAY = (">=2.60", "<2.61")
@@ -71,6 +85,20 @@ PRIVATE_ATTRS = {
     },
     "median": {"scheduler": ("_results", "_stopped_trials", "_last_pause", "_time_attr", "_metric"), "bracket": ()},
 }
+# the configuration a snapshot keeps, per kind: scheduler attributes (and ASHA bracket attributes)
+CONFIG_ATTRS = {
+    "asha": {"scheduler": ("_time_attr", "_metric", "_mode", "_metric_op", "_max_t", "_reduction_factor",
+                           "_stop_last_trials"), "bracket": ("rf", "_stop_last_trials")},
+    "hyperband": {"scheduler": ("_time_attr", "_metric", "_mode", "_metric_op", "_max_t_attr", "_eta",
+                                "_stop_last_trials"), "bracket": ()},
+    "median": {"scheduler": ("_time_attr", "_metric", "_mode", "_worst", "_compare_op", "_grace_period",
+                             "_min_samples_required", "_min_time_slice", "_hard_stop"), "bracket": ()},
+}
+for _kind, _attrs in CONFIG_ATTRS.items():  # check_supported checks these as well
+    PRIVATE_ATTRS[_kind] = {
+        part: PRIVATE_ATTRS[_kind][part] + tuple(a for a in _attrs[part] if a not in PRIVATE_ATTRS[_kind][part])
+        for part in ("scheduler", "bracket")
+    }
 
 
 class UnsupportedRayVersion(RuntimeError):
@@ -290,9 +318,53 @@ def _median_set(s: MedianStoppingRule, st: dict) -> Reattach:
     return Reattach(ids, attach)
 
 
+# ---- configuration (module doc) ----------------------------------------------------------------------
+def _config_get(s: TrialScheduler, kind: str) -> dict | None:
+    attrs = CONFIG_ATTRS.get(kind)
+    if attrs is None:
+        return None
+    out: dict[str, Any] = {"scheduler": {a: getattr(s, a) for a in attrs["scheduler"]}}
+    if kind == "asha":
+        out["brackets"] = [{a: getattr(b, a) for a in attrs["bracket"]} for b in s._brackets]
+    return out
+
+
+def _config_set(s: TrialScheduler, kind: str, config: dict) -> None:
+    """Give ``s`` the saved configuration (before its bookkeeping is loaded)."""
+    saved = config["scheduler"]
+    if kind == "hyperband":
+        if _config_get(s, kind) == config:
+            return
+        if type(s) is not HyperBandScheduler:
+            now = _config_get(s, kind)["scheduler"]
+            diff = {a: (saved[a], now[a]) for a in saved if saved[a] != now[a]}
+            raise ValueError(
+                f"state: this {type(s).__name__} is configured unlike the one saved ({{attribute: (saved, here)}} "
+                f"{diff}); build it with the same arguments before restoring"
+            )
+        # its bracket sizes are closures over max_t: re-run the public constructor on it
+        HyperBandScheduler.__init__(s, time_attr=saved["_time_attr"], metric=saved["_metric"], mode=saved["_mode"],
+                                    max_t=saved["_max_t_attr"], reduction_factor=saved["_eta"],
+                                    stop_last_trials=saved["_stop_last_trials"])
+        s._metric_op = saved["_metric_op"]
+        return
+    for a, v in saved.items():
+        setattr(s, a, v)
+    if kind == "asha":
+        template = s._brackets[0]
+        brackets = []
+        for spec in config["brackets"]:
+            b = copy.copy(template)
+            for a, v in spec.items():
+                setattr(b, a, v)
+            b._rungs = [(m, {}) for m, _ in template._rungs]  # replaced by the snapshot's rungs
+            brackets.append(b)
+        s._brackets = brackets
+
+
 # ---- public --------------------------------------------------------------------------
 def snapshot(scheduler: TrialScheduler) -> dict:
-    """A picklable snapshot of ``scheduler``'s state (see the module doc for what it holds)."""
+    """A picklable snapshot of ``scheduler``'s state and configuration (see the module doc)."""
     check_supported(scheduler)
     kind = kind_of(scheduler)
     if kind == "protocol":
@@ -305,13 +377,15 @@ def snapshot(scheduler: TrialScheduler) -> dict:
         state = _median_get(scheduler)
     else:
         state = None
-    return {"version": STATE_VERSION, "kind": kind, "type": type(scheduler).__name__, "state": state}
+    return {"version": STATE_VERSION, "kind": kind, "type": type(scheduler).__name__, "state": state,
+            "config": _config_get(scheduler, kind)}
 
 
 def reload(scheduler: TrialScheduler, snap: dict) -> Reattach:
-    """Load a :func:`snapshot` into ``scheduler`` (a fresh one of the same type)."""
-    if not isinstance(snap, dict) or snap.get("version") != STATE_VERSION:
-        raise ValueError(f"state: not a scheduler snapshot of version {STATE_VERSION}")
+    """Load a :func:`snapshot` into ``scheduler``: a fresh one of the same type, default-built or not
+    (its configuration becomes the saved one; see the module doc)."""
+    if not isinstance(snap, dict) or snap.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"state: not a scheduler snapshot of version {'/'.join(map(str, READABLE_VERSIONS))}")
     kind = kind_of(scheduler)
     if snap["kind"] != kind or snap["type"] != type(scheduler).__name__:
         raise ValueError(
@@ -319,6 +393,8 @@ def reload(scheduler: TrialScheduler, snap: dict) -> Reattach:
             f"a {type(scheduler).__name__} ({kind})"
         )
     check_supported(scheduler)
+    if snap.get("config") is not None:
+        _config_set(scheduler, kind, snap["config"])
     if kind == "protocol":
         scheduler.set_state(snap["state"])
         return Reattach()
