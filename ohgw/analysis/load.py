@@ -179,6 +179,7 @@ def load_results(results_dir: str | os.PathLike, experiment: str | None = None) 
     it_cols = [
         "trial_index", "epoch", "val_score", "test_score", "wall_s", "compute_s", "epoch_equiv",
         "ws_compute_s", "decision", "method", "seed",
+        "epoch_s", "samples_per_s",  # optional (the epoch-length note of the overhead criterion)
     ]
     iterations = _read(root, "iterations", experiment, it_cols)
     trials = _read(root, "trials", experiment)

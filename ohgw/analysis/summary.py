@@ -17,6 +17,18 @@ Success criteria (method m vs its vanilla partner v, pairs by seed):
 * C4 stability: std_m / std_v - 1 of T@tau over the paired seeds <= 10 % (per clock).
 
 A criterion that cannot be measured (too few pairs, NaN) is a FAIL with the reason.
+
+Notes beside PASS/FAIL (they never change it):
+
+* power (C1, per pair and clock; :func:`.stats.paired_power`): the exact two-sided signed-rank test
+  needs n >= 6 informative pairs for any p < 0.05 (n = 6: only if all six agree, p = 2/64); the
+  minimum detectable median T@tau reduction at 80 % power, from the observed spread of the paired
+  log speed-ups. A study whose MDE exceeds the 15 % target is labelled "underpowered";
+* epoch length (C3; :func:`_epoch_share`): the warm-start costs about a fixed number of training
+  steps, so its share of the compute scales with 1 / (steps per epoch). The measured warm-start
+  share of one epoch and the extra compute are projected to a target epoch length (default the
+  CIFAR-10 ResNet-20 epoch, 390 steps of 128 images). A compute FAIL that the projection turns into
+  a pass is labelled "artefact of a short epoch".
 """
 
 from __future__ import annotations
@@ -54,7 +66,20 @@ RULES = (
     "(fitted Gaussians).",
     "Extra compute (C3) = warm-start compute / (total compute - warm-start compute), minus the partner's; extra "
     "memory = median over pairs of studies.peak_rss_mib ratio - 1. GPU-hours = compute_s * gpus_per_trial / 3600.",
+    "Power (C1 note): exact two-sided signed-rank test over the n informative pairs (both-censored ties dropped); "
+    "p < 0.05 needs n >= 6. MDE = smallest median T@tau reduction 1 - exp(-delta) found (p < 0.05, in the method's "
+    "favour) with 80 % power when the paired log speed-ups log(T_v / T_m) are N(delta, sd^2), sd = their observed "
+    "sample std; Monte-Carlo power (fixed seed) and bisection. Underpowered = MDE > 15 % (the C1 target).",
+    "Epoch length (C3 note): warm-start share of an epoch = median over warm-started trials of ws_compute_s / "
+    "((trial_compute_s - ws_compute_s) / last_epoch); the epoch's length in steps of 128 images = median over "
+    "reports of epoch_s x samples_per_s / 128 (both wall-clock, so load-independent; evaluation included). "
+    "Projection to a target epoch of S steps: share and extra compute x (measured steps / S), same schedule.",
 )
+POWER = {"alpha": 0.05, "power": 0.80, "target_reduction": 0.15, "n_sim": stats.POWER_SIMULATIONS,
+         "seed": stats.POWER_SEED}
+TARGET_STEPS_PER_EPOCH = 390.0  # CIFAR-10 ResNet-20: 50 000 training images / batch 128
+STEP_BATCH = 128  # images per step of the epoch-length unit
+FAR_EPOCH_RATIO = 0.25  # an epoch shorter than this share of the target's is "far from" it
 THRESHOLDS = {"C1_reduction": 0.15, "C1_alpha": 0.05, "C2_drop": 0.002, "C3_compute": 0.05, "C3_memory": 0.10,
               "C4_std": 0.10}
 N_PROFILE = 21
@@ -89,6 +114,7 @@ class Summary:
     criteria: list[dict]
     best_score_seen: float
     warnings: list[str] = field(default_factory=list)
+    epoch_target: dict = field(default_factory=dict)
     html_path: str | None = None
     json_path: str | None = None
     static_figures: list[str] = field(default_factory=list)
@@ -97,6 +123,11 @@ class Summary:
         """PASS when every criterion row of ``method`` on the primary clock passes, else FAIL."""
         rows = [r for r in self.criteria if r["method"] == method and r["clock"] in ("", self.primary_clock)]
         return "PASS" if rows and all(r["result"] == "PASS" for r in rows) else "FAIL"
+
+    def verdict_notes(self, method: str) -> list[str]:
+        """The notes (underpowered, epoch-length artefact) of ``method``'s criteria on the primary clock."""
+        return [f"{r['criterion'][:2]}: {r['note']}" for r in self.criteria
+                if r["method"] == method and r["clock"] in ("", self.primary_clock) and r.get("note")]
 
     def to_dict(self) -> dict:
         out = {
@@ -107,7 +138,9 @@ class Summary:
             "methods": self.methods, "partners": self.partners,
             "per_method": self.per_method, "pairs": self.pairs, "overhead": self.overhead,
             "criteria": self.criteria, "thresholds": THRESHOLDS, "rules": list(RULES),
+            "power_settings": POWER, "epoch_target": self.epoch_target,
             "verdicts": {m: self.verdict(m) for m in self.partners},
+            "verdict_notes": {m: self.verdict_notes(m) for m in self.partners},
             "rungs": self.rungs, "survival": self.survival, "shift": self.shift, "divergence": self.divergence,
             "gradient_benefit": self.gradient_benefit, "profiles": self.profiles,
             "studies": self.per_study.to_dict(orient="records"),
@@ -173,8 +206,15 @@ def _describe_t(T: np.ndarray, reached: np.ndarray) -> dict:
             "std": stats.seed_std(T), "n": int(len(T)), "n_reached": int(np.sum(reached))}
 
 
-def compute(res: Results, tau: float | None = None, primary_clock: str = "compute") -> Summary:
-    """Run the whole analysis of one loaded experiment; no files are written."""
+def compute(res: Results, tau: float | None = None, primary_clock: str = "compute", *,
+            steps_per_epoch: float | None = None,
+            target_steps_per_epoch: float = TARGET_STEPS_PER_EPOCH) -> Summary:
+    """Run the whole analysis of one loaded experiment; no files are written.
+
+    ``steps_per_epoch``: the studied epoch's length in steps of 128 images, for the C3 epoch-length
+    projection (default: measured from ``iterations.epoch_s * samples_per_s``; none where not recorded).
+    ``target_steps_per_epoch``: the epoch length to project to (default 390, CIFAR-10 ResNet-20).
+    """
     if primary_clock not in CLOCKS:
         raise AnalysisError(f"clock: must be one of {tuple(CLOCKS)}, got {primary_clock!r}")
     tau_user, tau_source = _resolve_tau(res, tau)
@@ -237,11 +277,14 @@ def compute(res: Results, tau: float | None = None, primary_clock: str = "comput
         pv = per_study.loc[per_study["method"] == v]
         j = stats.pair_by_seed(pm, pv, m, v, res.warnings)
         entry: dict[str, Any] = {"partner": v, "n_pairs": int(len(j)), "seeds": j["seed"].tolist(), "ttt": {},
-                                 "std_ratio": {}}
+                                 "std_ratio": {}, "power": {}}
         for c in CLOCKS:
             rm, rv = j["reached_m"].to_numpy(bool), j["reached_v"].to_numpy(bool)
             tm, tv = j[f"T_{c}_m"].to_numpy(float), j[f"T_{c}_v"].to_numpy(float)
             entry["ttt"][c] = stats.paired_time(tm, rm, tv, rv)
+            entry["power"][c] = stats.paired_power(
+                _log_speedups(tm, rm, tv, rv), alpha=POWER["alpha"], power=POWER["power"],
+                target_reduction=POWER["target_reduction"], n_sim=POWER["n_sim"], seed=POWER["seed"])
             sm, sv = stats.seed_std(tm), stats.seed_std(tv)
             entry["std_ratio"][c] = {"std_method": sm, "std_vanilla": sv,
                                      "inflation": (sm / sv - 1.0) if sv > 0 else (0.0 if sm == 0 else float("inf"))}
@@ -256,6 +299,7 @@ def compute(res: Results, tau: float | None = None, primary_clock: str = "comput
         pairs[m] = entry
 
     overhead = _overhead(res, partners)
+    epoch_target = _epoch_share(res, partners, overhead, steps_per_epoch, target_steps_per_epoch)
     rungs = configs.rung_levels(res)
     survival = configs.survival(res, rungs)
     shift = configs.shifts(res)
@@ -267,7 +311,7 @@ def compute(res: Results, tau: float | None = None, primary_clock: str = "comput
             gb[m] = g
     profiles = _profiles(res, curve, per_study, best_hb, sign)
     grids = _curve_grids(res, curve, sign)
-    criteria = _criteria(partners, pairs, overhead)
+    criteria = _criteria(partners, pairs, overhead, target_steps_per_epoch)
     return Summary(
         results_dir=str(res.results_dir), experiment=res.experiment, metric=res.metric, mode=res.mode,
         tau=tau_user, tau_source=tau_source, primary_clock=primary_clock, compute_unit=res.compute_unit,
@@ -275,7 +319,83 @@ def compute(res: Results, tau: float | None = None, primary_clock: str = "comput
         overhead=overhead, rungs=rungs, survival=survival, shift=shift, divergence=divergence,
         gradient_benefit=gb, profiles=profiles, curves=grids, criteria=criteria,
         best_score_seen=sign * best_seen if math.isfinite(best_seen) else float("nan"), warnings=res.warnings,
+        epoch_target=epoch_target,
     )
+
+
+def _log_speedups(tm, rm, tv, rv) -> np.ndarray:
+    """log(T_v / T_m) of the pairs the Wilcoxon test uses (non-zero differences; both-censored pairs are ties)."""
+    x, y, _ = stats.censored_pairs(tm, rm, tv, rv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.log(y / x)
+    return d[np.isfinite(x - y) & (x != y) & np.isfinite(d)]
+
+
+def _iteration_columns(res: Results, cols: list[str]) -> pd.DataFrame:
+    """sid, trial_index and the optional iteration columns ``cols`` (NaN where not recorded)."""
+    it = res.iterations
+    out = it[["sid", "trial_index"]].copy()
+    for c in cols:
+        out[c] = pd.to_numeric(it[c], errors="coerce").astype(float) if c in it.columns else np.nan
+    return out
+
+
+def _epoch_share(res: Results, partners: dict[str, str], overhead: dict[str, dict], steps_per_epoch: float | None,
+                 target_steps: float) -> dict:
+    """Warm-start share of one epoch per method and its projection to an epoch of ``target_steps`` steps.
+
+    Per warm-started trial: epoch compute = (trial_compute_s - ws_compute_s) / last_epoch, share =
+    ws_compute_s / epoch compute; epoch length = median over the trial's reports of epoch_s *
+    samples_per_s / 128 steps (two wall-clock measures of the same epoch, so CPU contention cancels;
+    the compute clock is CPU time, which must not be mixed with the wall-clock throughput).
+    Medians over the method's warm-started trials; ``steps_per_epoch`` overrides the measured length.
+    Writes ``ws_epoch_share``, ``epoch_steps``, ``epoch_ratio`` (= epoch_steps / target_steps),
+    ``projected_ws_epoch_share`` and ``projected_extra_compute`` into ``overhead[m]``.
+    """
+    if not (isinstance(target_steps, int | float) and math.isfinite(target_steps) and target_steps > 0):
+        raise AnalysisError(f"target_steps_per_epoch: must be a positive number, got {target_steps!r}")
+    if steps_per_epoch is not None and not (isinstance(steps_per_epoch, int | float)
+                                            and math.isfinite(steps_per_epoch) and steps_per_epoch > 0):
+        raise AnalysisError(f"steps_per_epoch: must be a positive number or None, got {steps_per_epoch!r}")
+    tr = res.trials
+    need = {"trial_compute_s", "ws_compute_s", "last_epoch"}
+    sps_by_trial = None
+    if steps_per_epoch is None:
+        it = _iteration_columns(res, ["epoch_s", "samples_per_s"])
+        it["steps"] = it["epoch_s"] * it["samples_per_s"] / STEP_BATCH
+        sps_by_trial = it.groupby(["sid", "trial_index"])["steps"].median()
+    for m in res.methods:
+        o = overhead[m]
+        o.update(ws_epoch_share=float("nan"), epoch_steps=float("nan"), epoch_ratio=float("nan"),
+                 projected_ws_epoch_share=float("nan"), projected_extra_compute=float("nan"))
+        if not need <= set(tr.columns):
+            continue
+        t = tr.loc[tr["method"] == m]
+        ws = pd.to_numeric(t["ws_compute_s"], errors="coerce").to_numpy(float)
+        total = pd.to_numeric(t["trial_compute_s"], errors="coerce").to_numpy(float)
+        last = pd.to_numeric(t["last_epoch"], errors="coerce").to_numpy(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            epoch_c = (total - ws) / last
+            share = ws / epoch_c
+        ok = (ws > 0) & np.isfinite(share) & (epoch_c > 0)
+        if not ok.any():
+            continue
+        o["ws_epoch_share"] = _nanmedian(share[ok])
+        if steps_per_epoch is not None:
+            steps = float(steps_per_epoch)
+        else:
+            key = pd.MultiIndex.from_arrays([t["sid"].to_numpy(), t["trial_index"].to_numpy()])
+            steps = _nanmedian(sps_by_trial.reindex(key).to_numpy(float)[ok])
+        if math.isfinite(steps) and steps > 0:
+            ratio = steps / target_steps
+            o["epoch_steps"], o["epoch_ratio"] = steps, ratio
+            o["projected_ws_epoch_share"] = o["ws_epoch_share"] * ratio
+            ec = o.get("extra_compute_vs_partner", o["extra_compute"])
+            o["projected_extra_compute"] = ec * ratio if math.isfinite(ec) else float("nan")
+    return {"target_steps_per_epoch": float(target_steps), "step_batch": STEP_BATCH,
+            "steps_per_epoch": None if steps_per_epoch is None else float(steps_per_epoch),
+            "steps_source": "argument" if steps_per_epoch is not None else "iterations.epoch_s*samples_per_s",
+            "far_ratio": FAR_EPOCH_RATIO}
 
 
 def _nanmedian(a) -> float:
@@ -367,16 +487,49 @@ def _curve_grids(res: Results, curve, sign: float) -> dict[str, dict]:
     return out
 
 
-def _row(method, partner, crit, clock, measured, text, threshold, ok, reason=""):
+def _row(method, partner, crit, clock, measured, text, threshold, ok, reason="", note=""):
     return {"method": method, "partner": partner, "criterion": crit, "clock": clock, "measured": measured,
-            "measured_text": text, "threshold": threshold, "result": "PASS" if ok else "FAIL", "reason": reason}
+            "measured_text": text, "threshold": threshold, "result": "PASS" if ok else "FAIL", "reason": reason,
+            "note": note}
+
+
+def power_note(pw: dict, observed: float) -> str:
+    """"underpowered: ..." when the test cannot detect the C1 target with 80 % power, else ""."""
+    if not pw["underpowered"]:
+        return ""
+    obs = f"observed {_pct(observed)}"
+    if pw["critical_w"] < 0:
+        return f"underpowered: {pw['statement']}; {obs}"
+    if not math.isfinite(pw["mde_reduction"]):
+        return f"underpowered: {pw['statement']}; spread of the paired speed-ups not measurable; {obs}"
+    need = f"; ~{pw['n_for_target']:.0f} pairs needed" if math.isfinite(pw["n_for_target"]) else ""
+    return (f"underpowered: n={pw['n']} pairs can detect only >= {100 * pw['mde_reduction']:.0f}% reduction "
+            f"({100 * pw['power']:.0f}% power; power at {100 * pw['target_reduction']:.0f}%: "
+            f"{100 * pw['power_at_target']:.0f}%{need}); {obs}")
+
+
+def epoch_note(o: dict, compute_ok: bool, target_steps: float, memory_ok: bool = True) -> str:
+    """C3 note when the studied epoch is far shorter than the target's (a warm-start share artefact)."""
+    ratio = o.get("epoch_ratio", float("nan"))
+    if not math.isfinite(ratio) or ratio >= FAR_EPOCH_RATIO or not math.isfinite(o.get("ws_epoch_share", math.nan)):
+        return ""
+    pe, pc = o["projected_ws_epoch_share"], o["projected_extra_compute"]
+    what = (f"warm-start = {100 * o['ws_epoch_share']:.0f}% of a {o['epoch_steps']:.1f}-step epoch; at a "
+            f"{target_steps:g}-step epoch ≈ {100 * pe:.1f}% of an epoch, extra compute ≈ {_pct(pc)}")
+    if compute_ok:
+        return f"short epoch ({what})"
+    if math.isfinite(pc) and pc <= THRESHOLDS["C3_compute"]:
+        tail = "" if memory_ok else "; the peak-memory part fails on its own"
+        return f"compute FAIL is an artefact of a short epoch: {what}{tail}"
+    return f"not only a short-epoch artefact: {what}"
 
 
 def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:+.2f}%"
 
 
-def _criteria(partners: dict[str, str], pairs: dict[str, dict], overhead: dict[str, dict]) -> list[dict]:
+def _criteria(partners: dict[str, str], pairs: dict[str, dict], overhead: dict[str, dict],
+              target_steps: float = TARGET_STEPS_PER_EPOCH) -> list[dict]:
     th = THRESHOLDS
     rows = []
     for m, v in partners.items():
@@ -387,7 +540,8 @@ def _criteria(partners: dict[str, str], pairs: dict[str, dict], overhead: dict[s
             ok = math.isfinite(red) and math.isfinite(p) and red >= th["C1_reduction"] and p < th["C1_alpha"]
             reason = "" if math.isfinite(p) else "no informative pairs for the Wilcoxon test"
             rows.append(_row(m, v, "C1 median T@tau reduction >= 15% with p < 0.05", c, red,
-                             f"reduction {_pct(red)}, p={p:.3g} (n={t['n']})", ">= 15%, p < 0.05", ok, reason))
+                             f"reduction {_pct(red)}, p={p:.3g} (n={t['n']})", ">= 15%, p < 0.05", ok, reason,
+                             power_note(pe["power"][c], red)))
         drop = pe["final_val"]["median_relative_drop"]
         rows.append(_row(m, v, "C2 relative drop of best final score <= 0.2%", "", drop, f"drop {_pct(drop)}",
                          "<= 0.2%", math.isfinite(drop) and drop <= th["C2_drop"],
@@ -397,7 +551,9 @@ def _criteria(partners: dict[str, str], pairs: dict[str, dict], overhead: dict[s
         ok3 = math.isfinite(ec) and math.isfinite(mem) and ec <= th["C3_compute"] and mem <= th["C3_memory"]
         rows.append(_row(m, v, "C3 extra GPU-hours <= 5% and extra peak memory <= 10%", "", ec,
                          f"extra compute {_pct(ec)}, peak memory {_pct(mem)}", "<= 5%, <= 10%", ok3,
-                         "" if math.isfinite(ec) and math.isfinite(mem) else "compute or memory not recorded"))
+                         "" if math.isfinite(ec) and math.isfinite(mem) else "compute or memory not recorded",
+                         epoch_note(overhead[m], math.isfinite(ec) and ec <= th["C3_compute"], target_steps,
+                                    math.isfinite(mem) and mem <= th["C3_memory"])))
         for c in CLOCKS:
             infl = pe["std_ratio"][c]["inflation"]
             ok = math.isfinite(infl) and infl <= th["C4_std"]

@@ -13,6 +13,8 @@ import math
 
 from .load import CLOCKS
 
+CLOCKS_FIRST = next(iter(CLOCKS))
+
 
 def num(x, digits: int = 4) -> str:
     """A number for a table: NaN -> "n/a", +inf (a censored quantile) -> ">budget"."""
@@ -39,6 +41,15 @@ def table(header: list[str], rows: list[list]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(float(x))
+
+
+def _share(x) -> str:
+    """A share in [0, 1] as an unsigned percentage ("n/a" for NaN / None)."""
+    return f"{100 * float(x):.1f}%" if _finite(x) else "n/a"
 
 
 def _iqr(d: dict) -> str:
@@ -78,6 +89,28 @@ def sections(s) -> list[tuple[str, str]]:
                            "std infl."], rows)))
         rows = []
         for m, pe in s.pairs.items():
+            for c in CLOCKS:
+                pw = pe.get("power", {}).get(c)
+                if pw is None:
+                    continue
+                status = (f"no p < {pw['alpha']:g} possible" if pw["critical_w"] < 0
+                          else "underpowered" if pw["underpowered"] else "ok")
+                rows.append([f"{m} vs {pe['partner']}", c, str(pw["n"]), num(pw["smallest_p"]),
+                             str(pw["critical_w"]) if pw["critical_w"] >= 0 else "-", num(pw["sigma_log_speedup"]),
+                             _share(pw["mde_reduction"]) if pw["critical_w"] >= 0 else "none",
+                             _share(pw["mde_reduction_asymptotic"]),
+                             _share(pw["power_at_target"]), num(pw["n_for_target"]),
+                             pct(pe["ttt"][c]["median_reduction"]), status])
+        if rows:
+            pw0 = next(iter(s.pairs.values()))["power"][CLOCKS_FIRST]
+            out.append((f"Power of the paired T@tau test (exact two-sided signed-rank, alpha = {pw0['alpha']:g}; "
+                        f"p < {pw0['alpha']:g} needs n >= {pw0['n_min']} informative pairs; MDE = smallest median "
+                        f"reduction found with {100 * pw0['power']:.0f}% power given the sd of log speed-ups)",
+                        table(["pair", "clock", "n", "min p", "max W-", "sd log", "MDE", "MDE (ARE)",
+                               f"power@{100 * pw0['target_reduction']:.0f}%",
+                               f"n for {100 * pw0['target_reduction']:.0f}%", "observed", "status"], rows)))
+        rows = []
+        for m, pe in s.pairs.items():
             f = pe["final_val"]
             rows.append([f"{m} vs {pe['partner']}", str(f["n_pairs"]), num(f["median_difference"]),
                          pct(f["median_relative_drop"]), str(f["n"]), num(f["statistic"]), num(f["p"]),
@@ -92,6 +125,16 @@ def sections(s) -> list[tuple[str, str]]:
     out.append((f"Overhead (warm-start compute / total compute; compute in {s.compute_unit})",
                 table(["method", "ws share", "extra compute", "peak RSS MiB", "peak vs partner",
                        "total compute vs partner"], rows)))
+    tgt = getattr(s, "epoch_target", None) or {}
+    rows = [[m, _share(s.overhead[m].get("ws_epoch_share")), num(s.overhead[m].get("epoch_steps"), 3),
+             _share(s.overhead[m].get("projected_ws_epoch_share")), pct(s.overhead[m].get("projected_extra_compute"))]
+            for m in s.methods if _finite(s.overhead[m].get("ws_epoch_share"))]
+    if rows and tgt:
+        out.append((f"Warm-start vs epoch length (epoch in steps of {tgt['step_batch']} images, "
+                    f"{'given' if tgt['steps_source'] == 'argument' else 'measured'}); projected to a "
+                    f"{num(tgt['target_steps_per_epoch'])}-step epoch (CIFAR-10 ResNet-20: 390), same schedule",
+                    table(["method", "ws / epoch", "epoch steps", f"ws / {num(tgt['target_steps_per_epoch'])}-step "
+                           "epoch", "projected extra compute"], rows)))
     rows = []
     for m in s.methods:
         sv = s.survival[m]
@@ -126,11 +169,13 @@ def sections(s) -> list[tuple[str, str]]:
                     "per |g| quintile", table(["method", "psi", "rho", "p", "q1..q5 mean pct"], rows)))
     if s.criteria:
         rows = [[r["method"], r["criterion"], r["clock"] or "-", r["measured_text"], r["threshold"],
-                 r["result"] + (f" ({r['reason']})" if r["reason"] else "")] for r in s.criteria]
+                 r["result"] + "".join(f" ({x})" for x in (r["reason"], r.get("note", "")) if x)]
+                for r in s.criteria]
         out.append((f"Success criteria (RESEARCH.md); verdict on the {s.primary_clock} clock",
                     table(["method", "criterion", "clock", "measured", "threshold", "result"], rows)))
-        out.append(("Verdicts", table(["method", "partner", "verdict"],
-                                      [[m, v, s.verdict(m)] for m, v in s.partners.items()])))
+        out.append(("Verdicts", table(["method", "partner", "verdict", "notes"],
+                                      [[m, v, s.verdict(m), "; ".join(s.verdict_notes(m)) or "-"]
+                                       for m, v in s.partners.items()])))
     return out
 
 

@@ -35,7 +35,7 @@ from trainables.classification.run import (
 PRESETS: dict[str, dict[str, Any]] = {
     "digits": {
         "base_config": {"dataset": "digits", "batch_size": 128, "width": 1},
-        "max_t": 10, "seeds": 6, "budget": 40.0, "tau": 0.95,
+        "max_t": 10, "seeds": 16, "budget": 40.0, "tau": 0.95,
         "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "trials_per_study": 1,
     },
     "cifar10": {
