@@ -1,4 +1,5 @@
-"""The HTML report renders in headless Chromium: every figure has data, no JS error, a non-blank screenshot.
+"""The HTML report renders in headless Chromium: every figure has data, no JS error, a non-blank screenshot;
+every figure is written as PDF and PNG (kaleido driving the same Chromium) at its size.
 
 Needs Debian's chromium (``scripts/ensure_chromium.sh`` installs it, or fails loudly when it cannot).
 These tests never skip: without chromium they fail, locally and in CI alike, saying to run that script.
@@ -6,17 +7,20 @@ These tests never skip: without chromium they fail, locally and in CI alike, say
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import struct
 import subprocess
 import warnings
 from pathlib import Path
 
+import plotly.graph_objects as go
 import pytest
 
 from ohgw.analysis import AnalysisWarning, analyze
-from ohgw.analysis.report import figures
+from ohgw.analysis.report import PNG_SCALE, STATIC_FORMATS, export_static, figures, static_size
 from ohgw.testing.synthetic_results import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,3 +93,33 @@ def test_ensure_chromium_fails_loudly_when_it_cannot_install(tmp_path):
         ok = subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "CHROMIUM_BIN": CHROMIUM})
         assert ok.returncode == 0 and ok.stdout.strip() == f"ensure_chromium: {CHROMIUM} present", ok.stderr
+
+
+def test_every_figure_is_written_as_pdf_and_png_at_its_size(report):
+    root, s = report
+    fig_dir = root / "out" / "figures"
+    figs = figures(s)
+    assert sorted(s.static_figures) == sorted(str(fig_dir / f"{n}.{f}") for n in figs for f in STATIC_FORMATS)
+    for name in ("ttt", "survival"):
+        w, h = static_size(figs[name])
+        pdf = (fig_dir / f"{name}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-")
+        assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf)) == 1, "one page"
+        boxes = re.findall(rb"/MediaBox\s*\[\s*([-\d.]+)\s+([-\d.]+)\s+([-\d.]+)\s+([-\d.]+)\s*\]", pdf)
+        assert boxes, "no /MediaBox"
+        x0, y0, x1, y1 = map(float, boxes[0])
+        assert abs((x1 - x0) - 0.75 * w) < 1 and abs((y1 - y0) - 0.75 * h) < 1, (boxes[0], w, h)  # 72 pt / 96 px
+        png = (fig_dir / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+        assert struct.unpack(">II", png[16:24]) == (w * PNG_SCALE, h * PNG_SCALE)
+
+
+def test_static_export_without_a_browser_logs_one_line_and_does_not_raise(tmp_path, monkeypatch, caplog):
+    missing = tmp_path / "no-such-chromium"
+    monkeypatch.setenv("BROWSER_PATH", str(missing))
+    with caplog.at_level(logging.WARNING, logger="ohgw.analysis.report"):
+        written = export_static({"one": go.Figure()}, tmp_path / "figures")
+    assert written == []
+    records = [r for r in caplog.records if r.name == "ohgw.analysis.report"]
+    assert len(records) == 1 and "\n" not in records[0].getMessage()
+    assert "not written" in records[0].getMessage() and str(missing) in records[0].getMessage()

@@ -64,3 +64,22 @@ def test_argparse_errors_are_one_line_too(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "invalid choice: 'hours'" in proc.stderr
+
+
+def test_keep_tune_dirs_outside_a_results_directory_is_refused(tmp_path, capsys):
+    out = tmp_path / "not-results"
+    out.mkdir()
+    (out / "notes.txt").write_text("someone's files")
+    code = cli_main("asha_vs_ohgw", workload(), ["asha"], "doc", ["--out", str(out), "--keep-tune-dirs"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("asha_vs_ohgw.py: error: --keep-tune-dirs:")
+    assert f"{out} is not a results directory" in err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_quiet_and_verbose_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main("asha_vs_ohgw", workload(), ["asha"], "doc", ["--out", str(tmp_path / "o"), "--quiet", "--verbose"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "not allowed with argument" in err
+    assert not (tmp_path / "o").exists()

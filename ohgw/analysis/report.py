@@ -8,14 +8,18 @@ of configs per rung; |g| vs eventual benefit heatmap; x -> x' shift per psi.
 The page carries a tiny self-check: after load it sets ``data-figures-ok="k/n"`` on ``<body>``
 (k = figure divs that plotly rendered with data) and ``data-js-errors`` (errors caught by
 ``window.onerror``), so a headless browser's ``--dump-dom`` shows whether every figure rendered.
-Static PNGs are written too when kaleido is installed; otherwise that is skipped with a logged reason.
+Every figure is also written for papers as ``figures/<name>.pdf`` and ``figures/<name>.png`` beside the
+HTML (:func:`export_static`: plotly's own static export, kaleido 1.x driving the system Chromium, offline;
+one browser for all figures). When that cannot run, one log line says why and the HTML report stands.
 """
 
 from __future__ import annotations
 
 import html
-import importlib.util
 import logging
+import os
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -251,23 +255,89 @@ def render_html(s, figs: dict[str, go.Figure]) -> str:
     )
 
 
-def write_report(s, out_html: Path, figs: dict[str, go.Figure] | None = None) -> list[str]:
-    """Write the HTML report; also static PNGs next to it when kaleido is available. Returns PNG paths."""
+# static export: CSS pixels; a PDF page is width x height at 72 dpi / 96 (0.75 pt per px), a PNG is PNG_SCALE x that
+STATIC_FORMATS = ("pdf", "png")
+STATIC_WIDTH = 1000
+STATIC_HEIGHT = 450  # for a figure whose layout sets no height
+PNG_SCALE = 2
+_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_CHATTY_LOGGERS = ("kaleido", "choreographer", "logistro", "browser_proc")
+
+
+def static_size(fig: go.Figure) -> tuple[int, int]:
+    """The (width, height) in CSS pixels a figure is exported at: its layout's, else the defaults."""
+    return int(fig.layout.width or STATIC_WIDTH), int(fig.layout.height or STATIC_HEIGHT)
+
+
+def browser_path() -> str | None:
+    """The Chromium kaleido drives: ``$BROWSER_PATH``, else one on PATH, else Debian's ``/usr/bin/chromium``.
+
+    None lets kaleido search itself (e.g. a Chrome fetched with ``kaleido_get_chrome``); nothing is downloaded.
+    """
+    if os.environ.get("BROWSER_PATH"):
+        return os.environ["BROWSER_PATH"]
+    for name in _BROWSERS:
+        if found := shutil.which(name):
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
+
+
+def export_static(figs: dict[str, go.Figure], fig_dir: Path, formats: tuple[str, ...] = STATIC_FORMATS) -> list[str]:
+    """Write every figure as ``fig_dir/<name>.<format>`` with one headless browser; returns the paths written.
+
+    Never raises for a missing kaleido or browser, or a failed render: it logs one warning naming why.
+    MathJax is off (no figure uses LaTeX) and plotly.js comes from the installed plotly, so nothing is fetched.
+    """
+    def skipped(why: str) -> list[str]:
+        log.warning("static figures (PDF/PNG) not written: %s; the HTML report has every figure", why)
+        return []
+
+    try:
+        import kaleido
+    except ImportError as e:
+        return skipped(f"kaleido is not importable ({e})")
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    specs, paths = [], []
+    for name, fig in figs.items():
+        width, height = static_size(fig)
+        for fmt in formats:
+            path = fig_dir / f"{name}.{fmt}"
+            opts = {"format": fmt, "width": width, "height": height, "scale": PNG_SCALE if fmt == "png" else 1}
+            specs.append({"fig": fig, "path": path, "opts": opts})
+            paths.append(path)
+    browser = browser_path()
+    kopts = {"mathjax": False, **({"path": browser} if browser else {})}
+    t0 = time.time()
+    # kaleido and choreographer log every tab and temp file at INFO (some after the export, from their cleanup):
+    # keep them out of an INFO console unless someone chose their levels
+    for lg in map(logging.getLogger, _CHATTY_LOGGERS):
+        if lg.level == logging.NOTSET:
+            lg.setLevel(logging.WARNING)
+    try:
+        errors = kaleido.write_fig_from_object_sync(specs, kopts=kopts)
+    except Exception as e:  # noqa: BLE001 - no browser, browser crashed, timeout: the HTML report stands
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else "no message"
+        return skipped(f"{type(e).__name__}: {msg} (browser: {browser or 'kaleido default'})")
+    written = [str(p) for p in paths if p.is_file() and p.stat().st_size > 0]
+    if errors or len(written) < len(paths):
+        first = errors[0] if errors else None
+        why = f"{type(first).__name__}: {first}" if first is not None else "files missing after the export"
+        log.warning("static figures: %d of %d written to %s; first error: %s", len(written), len(paths), fig_dir,
+                    str(why).splitlines()[0])
+    else:
+        log.info("static figures: %d files (%s) in %s, %.1f s", len(written), "/".join(formats), fig_dir,
+                 time.time() - t0)
+    return written
+
+
+def write_report(s, out_html: Path, figs: dict[str, go.Figure] | None = None, static: bool = True) -> list[str]:
+    """Write the HTML report, and (``static``) every figure as PDF and PNG in ``figures/`` beside it.
+
+    Returns the static files written (none when the export could not run; the reason is logged).
+    """
     figs = figures(s) if figs is None else figs
     out_html.parent.mkdir(parents=True, exist_ok=True)
     out_html.write_text(render_html(s, figs), encoding="utf-8")
-    if importlib.util.find_spec("kaleido") is None:
-        log.info("static figure export skipped: kaleido is not installed (the HTML report has every figure)")
+    if not static:
         return []
-    written = []
-    fig_dir = out_html.parent / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    for name, fig in figs.items():
-        path = fig_dir / f"{name}.png"
-        try:
-            fig.write_image(str(path))
-        except Exception as e:  # kaleido present but no usable browser: keep the HTML, log why
-            log.info("static figure export skipped: %s", e)
-            return written
-        written.append(str(path))
-    return written
+    return export_static(figs, out_html.parent / "figures")

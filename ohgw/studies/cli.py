@@ -9,6 +9,12 @@ The studies run through :func:`ohgw.studies.runner.run_experiment` into ``--out`
 (re-running resumes); the analysis (:func:`ohgw.analysis.analyze`) then runs at this
 command's τ (``--tau``, else the preset's). τ is an analysis setting only: the same
 results directory can be re-run or re-analysed at any τ.
+
+The console shows a study progress bar, one line per finished study and the headline
+tables; Ray's and Tune's own output goes to the log file named at the start
+(``<out>/logs/``), and to the console too with ``--verbose`` (every table as well).
+``--quiet`` shows the progress bar only. Each study's Tune directory is removed once its
+Parquet export is written, unless ``--keep-tune-dirs``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,7 +78,13 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
                    help="interface the local Ray dashboard binds to (default: loopback only)")
     p.add_argument("--no-reuse-actors", action="store_true", help="start a fresh actor per trial")
     p.add_argument("--no-report", action="store_true", help="skip the analysis at the end")
-    p.add_argument("--quiet", action="store_true", help="only the study progress line; no Ray trial output")
+    p.add_argument("--keep-tune-dirs", action="store_true",
+                   help="keep each study's Tune directory (_tune/<run>) after its Parquet export (default: removed)")
+    talk = p.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", action="store_true",
+                      help="the progress bar only: no line per study, no tables (the report is still written)")
+    talk.add_argument("--verbose", action="store_true",
+                      help="also Ray's and Tune's own output (trial tables) on the console, and every table")
     return p
 
 
@@ -126,9 +139,11 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
     args = parser.parse_args(argv)
     try:
         cfg, methods, seeds, out = config_from_args(args, script, workload)
-        from ohgw.studies.runner import check_manifest, run_experiment
+        from ohgw.studies.runner import check_keep_tune_dirs, check_manifest, run_experiment
 
         check_manifest(out, cfg)
+        if args.keep_tune_dirs:
+            check_keep_tune_dirs(out)
     except ValueError as e:
         print(f"{script}.py: error: {e}", file=sys.stderr)
         return 2
@@ -136,19 +151,37 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
     print(f"experiment {cfg.experiment}: {len(methods)} methods × {len(seeds)} seeds, budget {cfg.budget:g} "
           f"{cfg.budget_kind} per study, τ = {cfg.tau:g}, results in {out}", file=sys.stderr, flush=True)
     summary = run_experiment(cfg, workload.trainable, methods, seeds, out, quiet=args.quiet, address=args.address,
-                             num_cpus=args.num_cpus, dashboard_host=args.dashboard_host)
+                             num_cpus=args.num_cpus, dashboard_host=args.dashboard_host, verbose=args.verbose,
+                             keep_tune_dirs=args.keep_tune_dirs)
     print(f"studies: {summary.ran} run, {summary.skipped} resumed, {len(summary.failed)} failed; "
           f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-    if not args.no_report:
-        report(out, cfg)
+    if not args.no_report and not report(out, cfg, quiet=args.quiet, full=args.verbose):
+        return 1
     return 1 if summary.failed else 0
 
 
-def report(out: Path, cfg: ExperimentConfig) -> None:
-    """The analysis of ``out`` at this run's τ (which may differ from the τ the studies were run with)."""
-    from ohgw.analysis import analyze
+def report(out: Path, cfg: ExperimentConfig, quiet: bool = False, full: bool = False) -> bool:
+    """The analysis of ``out`` at this run's τ (which may differ from the τ the studies were run with).
 
-    analyze(out, tau=cfg.tau, out_html=out / "report.html")
+    Prints the headline tables (every table when ``full``; none when ``quiet``); all of them are in
+    ``tables.txt`` and ``report.html``. The analysis' warnings are counted there, not printed one by one.
+    Returns False (after one line on stderr) when the results cannot be analysed.
+    """
+    from ohgw.analysis import AnalysisError, AnalysisWarning, analyze
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AnalysisWarning)
+        try:
+            s = analyze(out, tau=cfg.tau, out_html=out / "report.html", quiet=quiet, brief=not full)
+        except AnalysisError as e:
+            print(f"analysis: error: {e}", file=sys.stderr)
+            return False
+    for w in caught:
+        if not issubclass(w.category, AnalysisWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if quiet:
+        print(f"report: {s.html_path}", file=sys.stderr)
+    return True
 
 
 __all__ = ["build_parser", "config_from_args", "main"]
