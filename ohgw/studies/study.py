@@ -8,11 +8,19 @@ analysis, so the same studies can be re-run and re-analysed at any τ.
 :func:`run_study` is what :mod:`ohgw.studies.runner` executes (inside a Ray task with
 ``num_cpus=0``); it drives one ``tune.Tuner`` over the workload's trainable (under a
 unique name) and returns the study's three tables as DataFrames (:mod:`ohgw.studies.tables`).
+
+**Disk.** A trial reports a checkpoint every epoch, yet Tune keeps only what it can still
+need: a live trial's latest checkpoint (:data:`CHECKPOINTS_KEPT`, Tune's ``num_to_keep``);
+a paused trial's latest one is the one at its rung, which it resumes from. An ended trial
+(TERMINATED) never runs again, so :class:`DropEndedCheckpoints` deletes its checkpoints at
+once; after ``fit`` the study's remaining checkpoints go too (a study is redone from scratch,
+never restored). A study's Tune folder then holds logs only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -23,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
+from ray.tune import Callback
 
 from ohgw import protocol
 from ohgw.space import SearchSpace
@@ -36,6 +45,11 @@ SEARCHERS = ("random", "optuna")
 ANALYSIS_FIELDS = ("tau", "metric_range")
 # run-time details that change no result: outside the fingerprint too
 RUNTIME_FIELDS = ("reuse_actors", "max_failures")
+# checkpoints Tune keeps per trial (CheckpointConfig.num_to_keep): the latest, which a paused trial
+# resumes from and a failed one is retried from; Tune never deletes the latest one
+CHECKPOINTS_KEPT = 1
+_CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")  # Tune's checkpoint folders inside a trial's folder
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,47 @@ def _named(fn: Callable, name: str) -> Callable:
     return trainable
 
 
+def drop_checkpoint_dirs(fs, trial_dir: str) -> int:
+    """Delete the checkpoint folders (``checkpoint_<index>``) in one trial folder; returns how many."""
+    from pyarrow.fs import FileSelector, FileType
+
+    dropped = 0
+    for info in fs.get_file_info(FileSelector(trial_dir, allow_not_found=True)):
+        if info.type == FileType.Directory and _CHECKPOINT_DIR.fullmatch(info.base_name):
+            try:
+                fs.delete_dir(info.path)
+                dropped += 1
+            except OSError:  # already gone, or being written by a trial stopped mid-epoch: the final sweep gets it
+                pass
+    return dropped
+
+
+class DropEndedCheckpoints(Callback):
+    """Deletes a trial's checkpoints once it has ended (TERMINATED): it never runs again.
+
+    Safe: Tune calls ``on_trial_complete`` from ``stop_trial``, after the trial's last save was
+    registered; no scheduler resumes a TERMINATED trial, and a failed trial that is retried never
+    becomes TERMINATED (a final failure is ERROR: it keeps its checkpoint until the final sweep).
+    A study then holds the checkpoints of its live and paused trials only, not of every trial it ran.
+    """
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        try:
+            drop_checkpoint_dirs(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
+        except Exception:  # housekeeping: Tune would turn an exception here into a trial failure
+            logger.warning("could not delete the checkpoints of ended trial %s", trial, exc_info=True)
+
+
+def sweep_checkpoints(run_dir: str) -> int:
+    """Delete every checkpoint folder of a finished study's Tune folder (local); returns how many."""
+    from pyarrow.fs import LocalFileSystem
+
+    fs = LocalFileSystem()
+    if not os.path.isdir(run_dir):
+        return 0
+    return sum(drop_checkpoint_dirs(fs, e.path) for e in os.scandir(run_dir) if e.is_dir())
+
+
 def run_study(
     cfg: ExperimentConfig,
     trainable: Callable,
@@ -178,11 +233,16 @@ def run_study(
     ledger = StudyLedger(study_seed=seed, budget_kind=cfg.budget_kind, budget=float(cfg.budget))
     scheduler = StudyTap(inner, ledger)
     recorder = StudyRecorder(ledger, cfg.space.names, cfg.metric)
+    callbacks.append(DropEndedCheckpoints())
     # Tune's run folder and trainable name: unique per study, safe as a path and a registry name
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"study-{cfg.experiment}-{method_name}-s{seed}")
     run_dir = os.path.join(storage_dir, name)
     shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt is redone from scratch
     param_space = {**cfg.base_config, **cfg.space.param_space(), protocol.MAX_T_KEY: cfg.max_t}
+    # num_to_keep makes Tune snapshot the experiment state after every checkpoint (so that a
+    # Tuner.restore never meets a deleted one) and warn each time epochs are under 5 s apart; the
+    # snapshot is small, and a study is never restored: keep the console quiet unless the user chose
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     start = datetime.now(timezone.utc)
     t0 = time.time()
     ledger.t0 = t0
@@ -202,10 +262,12 @@ def run_study(
             stop=BudgetStopper(ledger),
             callbacks=[recorder, *callbacks],
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
             verbose=verbose,
         ),
     )
     tuner.fit()
+    sweep_checkpoints(run_dir)  # nothing resumes a finished study: its last checkpoints are dead weight
     end = datetime.now(timezone.utc)
     meta = {
         "study_id": study_id(cfg.experiment, method_name, seed),

@@ -1,0 +1,144 @@
+"""Disk stays bounded: a study's trials keep only the checkpoints Tune can still need.
+
+Real (small) studies through :func:`ohgw.studies.study.run_study`, two concurrent trials each,
+with a trainable that checkpoints every epoch. A watcher (the study's recorder, extended) looks
+at the trial folders each time Tune has registered a checkpoint (``on_trial_save``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from ohgw.space import SearchSpace
+from ohgw.studies import study
+from ohgw.studies.study import CHECKPOINTS_KEPT, ExperimentConfig, run_study
+
+pytestmark = pytest.mark.ray
+
+CKPT = re.compile(r"checkpoint_\d+")
+
+
+def epoch_trainable(config: dict) -> None:
+    """Checkpoints every epoch; reports its *own* epoch as trial_epoch_equiv (a restart from scratch shows).
+
+    The earlier a trial was created, the better its curve: trial 0 leads every rung, so it is never
+    cut, and under PASHA it pauses at rung 1 (too few trials there to promote any) until the third
+    trial reaches the rung, which promotes it: it resumes from its checkpoint.
+
+    With ``fail_dir`` set, trial index 0 raises once at epoch 3, before reporting it (Tune retries it).
+    """
+    import ray
+    from ray import tune
+
+    start = 0
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d, open(os.path.join(d, "state.json")) as f:
+            start = json.load(f)["epoch"]
+    ceiling = 0.9 - 0.05 * config["trial_index"]
+    node = ray.get_runtime_context().get_node_id()
+    for epoch in range(start + 1, int(config["max_t"]) + 1):
+        time.sleep(0.02)
+        marker = os.path.join(config.get("fail_dir") or "", "failed")
+        if config.get("fail_dir") and config["trial_index"] == 0 and epoch == 3 and not os.path.exists(marker):
+            Path(marker).touch()
+            raise RuntimeError("one injected failure")
+        acc = ceiling * (1 - math.exp(-epoch / 2.0))
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "state.json"), "w") as f:
+                json.dump({"epoch": epoch}, f)
+            with open(os.path.join(d, "weights.bin"), "wb") as f:
+                f.write(b"\0" * 10_000)
+            tune.report(
+                {"val_acc": acc, "test_acc": acc, "val_loss": 1 - acc, "train_loss": 1 - acc, "epoch_s": 0.02,
+                 "trial_compute_s": 0.02 * epoch, "trial_epoch_equiv": float(epoch), "ws_compute_s": 0.0,
+                 "node_id": node, "diverged": False, "peak_rss_mib": 1.0},
+                checkpoint=tune.Checkpoint.from_directory(d),
+            )
+
+
+def _ckpt_dirs(trial_dir: str) -> int:
+    return sum(1 for e in os.scandir(trial_dir) if e.is_dir() and CKPT.fullmatch(e.name)) if os.path.isdir(
+        trial_dir) else 0
+
+
+class _Watch(study.StudyRecorder):
+    """The recorder, plus: after each registered checkpoint, the checkpoint folders on disk."""
+
+    seen: list = []
+
+    def on_trial_save(self, iteration, trials, trial, **info):
+        own = _ckpt_dirs(trial.storage.trial_fs_path)
+        ended = sum(_ckpt_dirs(t.storage.trial_fs_path) for t in trials if t.status == "TERMINATED")
+        live = sum(_ckpt_dirs(t.storage.trial_fs_path) for t in trials if t.status != "TERMINATED")
+        _Watch.seen.append((own, ended, live))
+
+
+def _run(method: str, tmp_path, monkeypatch, **kw):
+    monkeypatch.setattr(study, "StudyRecorder", _Watch)
+    _Watch.seen = []
+    base = dict(experiment="disk", space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}), base_config={},
+                max_t=10, grace_period=1, reduction_factor=3, trials_per_study=2, cpus_per_trial=1.0, tau=0.5)
+    base.update(kw)
+    tables = run_study(ExperimentConfig(**base), epoch_trainable, method, 0, str(tmp_path))
+    return tables, list(_Watch.seen)
+
+
+def _check_bounded(seen, tmp_path, trials: int, running: int = 2):
+    assert seen, "no checkpoint was registered"
+    # a trial keeps only its latest checkpoint ...
+    assert max(own for own, _, _ in seen) <= CHECKPOINTS_KEPT
+    # ... an ended trial none ...
+    assert max(ended for _, ended, _ in seen) == 0
+    # ... so a study holds at most one per trial it still holds (running or paused), plus the one
+    # each running trial may be writing before Tune registers it and deletes the older one
+    assert max(live for _, _, live in seen) <= trials * CHECKPOINTS_KEPT + running
+    # and a finished study none at all
+    assert not [p for p in tmp_path.rglob("checkpoint_*") if p.is_dir()]
+
+
+def _no_restarts(it):
+    # the trainable's own epoch is Tune's epoch on every row: no trial restarted from epoch 1
+    assert (it["trial_epoch_equiv"] == it["epoch"]).all()
+    for _, rows in it.groupby("trial_id"):
+        assert list(rows.sort_values("epoch")["epoch"]) == list(range(1, len(rows) + 1))
+
+
+def test_asha_keeps_only_the_latest_checkpoint_of_running_trials(ray_local, tmp_path, monkeypatch):
+    tables, seen = _run("asha", tmp_path, monkeypatch, budget=10.0, max_t=4)
+    it = tables["iterations"]
+    assert it["trial_id"].nunique() >= 3 and it["epoch"].max() >= 3  # trials ended while others ran on
+    _check_bounded(seen, tmp_path, trials=2)
+    _no_restarts(it)
+
+
+def test_a_retried_failure_resumes_from_the_kept_checkpoint(ray_local, tmp_path, monkeypatch):
+    fail_dir = tmp_path / "fail"
+    fail_dir.mkdir()
+    # one trial at a time, so that no other trial spends the budget while trial 0 is retried
+    tables, seen = _run("asha", tmp_path / "tune", monkeypatch, budget=6.0, max_t=4, trials_per_study=1,
+                        base_config={"fail_dir": str(fail_dir)})
+    it = tables["iterations"]
+    # trial 0 failed once before reporting epoch 3, was retried from its epoch-2 checkpoint and ran on
+    assert (fail_dir / "failed").exists() and it.loc[it["trial_index"] == 0, "epoch"].max() == 4
+    _no_restarts(it)
+    _check_bounded(seen, tmp_path / "tune", trials=1, running=1)
+
+
+def test_pasha_paused_trials_keep_their_rung_checkpoint_and_resume_from_it(ray_local, tmp_path, monkeypatch):
+    tables, seen = _run("pasha", tmp_path, monkeypatch, budget=10.0)
+    it = tables["iterations"].sort_values(["trial_id", "epoch"])
+    # some trial paused at a rung and later ran on from it (promoted): it resumed from its checkpoint
+    nxt = it.groupby("trial_id")["epoch"].shift(-1)
+    assert ((it["decision"] == "PAUSE") & (nxt == it["epoch"] + 1)).any()
+    _check_bounded(seen, tmp_path, trials=it["trial_id"].nunique())
+    _no_restarts(it)
+    assert set(tables["trials"]["status"]) <= {"COMPLETED", "PRUNED", "STOPPED_BY_BUDGET"}
