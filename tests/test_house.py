@@ -114,7 +114,7 @@ def test_x_prime_is_parsed_in_one_place():
     assert users == []
 
 
-@pytest.mark.parametrize("family", ["classification"])
+@pytest.mark.parametrize("family", ["classification", "lcbench"])
 def test_families_use_the_shared_scaffold_and_the_scaffold_is_small(family):
     scaffold = ROOT / "trainables" / "scaffold.py"
     assert len(scaffold.read_text().splitlines()) <= 250
