@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import threading
@@ -40,7 +39,7 @@ from pathlib import Path
 from ohgw.results import partition_value, study_dir, write_study
 from ohgw.studies.cluster import Group, discover_groups
 from ohgw.studies.methods import parse_method
-from ohgw.studies.study import ANALYSIS_FIELDS, ExperimentConfig, run_study
+from ohgw.studies.study import ANALYSIS_FIELDS, ExperimentConfig, run_study, tune_run_name
 
 MANIFEST = "experiment.json"
 def _isatty(stream) -> bool:
@@ -184,8 +183,7 @@ def check_keep_tune_dirs(out_dir: Path) -> None:
 
 def tune_run_dir(storage_dir: str | os.PathLike, cfg: ExperimentConfig, method: str, seed: int) -> Path:
     """Where :func:`~ohgw.studies.study.run_study` keeps a study's Tune run (the same name it gives the run)."""
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"study-{cfg.experiment}-{method}-s{seed}")
-    return Path(storage_dir) / name
+    return Path(storage_dir) / tune_run_name(cfg.experiment, method, seed)
 
 
 @dataclass(frozen=True)

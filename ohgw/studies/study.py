@@ -112,6 +112,11 @@ class ExperimentConfig:
         return json.loads(json.dumps(d, sort_keys=True))
 
 
+def tune_run_name(experiment: str, method: str, seed: int) -> str:
+    """The Tune run (and trainable) name of a study: unique per study, safe as a folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"study-{experiment}-{method}-s{seed}")
+
+
 def study_id(experiment: str, method: str, seed: int) -> str:
     return f"{experiment}/{method}/seed={seed}"
 
@@ -235,7 +240,7 @@ def run_study(
     recorder = StudyRecorder(ledger, cfg.space.names, cfg.metric)
     callbacks.append(DropEndedCheckpoints())
     # Tune's run folder and trainable name: unique per study, safe as a path and a registry name
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"study-{cfg.experiment}-{method_name}-s{seed}")
+    name = tune_run_name(cfg.experiment, method_name, seed)
     run_dir = os.path.join(storage_dir, name)
     shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt is redone from scratch
     param_space = {**cfg.base_config, **cfg.space.param_space(), protocol.MAX_T_KEY: cfg.max_t}

@@ -10,7 +10,6 @@ ValueError names the first bad key and its rule.
 (1.0, 'digits', 0)
 >>> resolve_config({"momentum": 1.0})
 Traceback (most recent call last):
-...
 ValueError: momentum must be in [0, 1), got 1.0
 """
 
