@@ -1,0 +1,117 @@
+"""Shared SSL losses and metrics against references written here (loops, hand-computed numbers)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainables.representation import (
+    effective_rank,
+    info_nce,
+    knn_predict,
+    ridge_fit,
+    ridge_predict,
+    vicreg_covariance,
+    vicreg_variance,
+)
+
+
+def _nt_xent_reference(a, b, t):
+    """SimCLR's NT-Xent written as in the paper: 2N views, loss over every ordered positive pair."""
+    z = F.normalize(torch.cat([a, b]), dim=1)
+    n = a.shape[0]
+    total = 0.0
+    for i in range(2 * n):
+        j = (i + n) % (2 * n)
+        denom = sum(math.exp(float(z[i] @ z[k]) / t) for k in range(2 * n) if k != i)
+        total += -math.log(math.exp(float(z[i] @ z[j]) / t) / denom)
+    return total / (2 * n)
+
+
+def test_info_nce_two_views_is_nt_xent_in_both_forms():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 7, generator=g, dtype=torch.float64), torch.randn(5, 7, generator=g, dtype=torch.float64)
+    groups = torch.arange(5).repeat(2)
+    ref = _nt_xent_reference(a, b, 0.3)
+    for form in ("out", "in"):
+        assert float(info_nce(torch.cat([a, b]), groups, 0.3, form)) == pytest.approx(ref, rel=1e-12)
+
+
+def test_info_nce_hand_computed_two_by_two():
+    # two anchors in one group at 90°: s = cos = 0, one positive and no negative → p = 1, loss 0;
+    # add a negative pair at 0° to anchor 0: logits 0 (pos) and 1/T (neg)
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    groups = torch.tensor([0, 0, 1])
+    t = 0.5
+    # anchor 0: pos 1 (cos 0), neg 2 (cos 1); anchor 1: pos 0 (cos 0), neg 2 (cos 0); anchor 2 has no positive
+    l0 = -math.log(1 / (1 + math.exp(2.0)))
+    l1 = -math.log(1 / 2)
+    assert float(info_nce(z, groups, t)) == pytest.approx((l0 + l1) / 2, rel=1e-12)
+
+
+def test_info_nce_forms_differ_with_three_positives():
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    out, inn = float(info_nce(z, groups, 0.5, "out")), float(info_nce(z, groups, 0.5, "in"))
+    assert inn < out  # −log Σp ≤ mean(−log p) by Jensen, strictly unless all p are equal
+    # reference for L_in, anchor by anchor
+    zn = F.normalize(z, dim=1)
+    ref = 0.0
+    for i in range(6):
+        logits = {k: float(zn[i] @ zn[k]) / 0.5 for k in range(6) if k != i}
+        lse = math.log(sum(math.exp(v) for v in logits.values()))
+        ref += -math.log(sum(math.exp(logits[k] - lse) for k in range(6) if k != i and groups[k] == groups[i]))
+    assert inn == pytest.approx(ref / 6, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=0.0), dict(form="mean")])
+def test_info_nce_bad_input_names_the_argument(bad):
+    args = dict(z=torch.randn(4, 2), groups=torch.tensor([0, 0, 1, 1]), temperature=0.1, form="out") | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        info_nce(**args)
+
+
+def test_vicreg_terms_on_hand_made_tensors():
+    # two dimensions: the first has std 2 (no hinge), the second std 0 (hinge 1 − sqrt(eps))
+    z = torch.tensor([[0.0, 3.0], [2.0, 3.0], [4.0, 3.0]], dtype=torch.float64)
+    assert float(vicreg_variance(z, eps=0.0)) == pytest.approx((0.0 + 1.0) / 2)
+    # perfectly correlated columns: cov = [[1, 1], [1, 1]] → off-diagonal squares 2, / D=2 → 1
+    z = torch.tensor([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    assert float(vicreg_covariance(z)) == pytest.approx(1.0)
+    ref = np.cov(z.numpy(), rowvar=False)
+    assert float(vicreg_covariance(z)) == pytest.approx(((ref**2).sum() - (np.diag(ref) ** 2).sum()) / 2)
+
+
+def test_effective_rank_tracks_the_spectrum():
+    g = torch.Generator().manual_seed(0)
+    iso = torch.randn(2000, 8, generator=g)
+    assert effective_rank(iso) > 7.5
+    assert effective_rank(iso @ torch.diag(torch.tensor([1.0] + [1e-6] * 7))) < 1.01
+    assert effective_rank(torch.zeros(5, 3)) == 1.0
+
+
+def test_ridge_matches_numpy_lstsq_and_recovers_a_linear_map():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g, dtype=torch.float64)
+    w_true = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    y = x @ w_true + 3.0
+    w, b = ridge_fit(x, y, 0.0)
+    assert torch.allclose(w, w_true, atol=1e-10) and torch.allclose(b, torch.full((2,), 3.0, dtype=torch.float64))
+    lam = 10.0
+    w, b = ridge_fit(x, y, lam)
+    xc, yc = (x - x.mean(0)).numpy(), (y - y.mean(0)).numpy()
+    ref = np.linalg.solve(xc.T @ xc + lam * np.eye(5), xc.T @ yc)
+    assert np.allclose(w.numpy(), ref)
+    assert ridge_predict(x, (w, b)).shape == (200, 2)
+
+
+def test_knn_weighted_votes():
+    train = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1])
+    test = torch.tensor([[1.0, 0.05], [0.05, 1.0]])
+    assert knn_predict(train, labels, test, num_classes=2, k=20).tolist() == [0, 1]
+    # k=1 takes the nearest only
+    assert knn_predict(train, labels, torch.tensor([[0.2, 1.0]]), num_classes=2, k=1).tolist() == [1]
