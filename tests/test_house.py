@@ -114,7 +114,15 @@ def test_x_prime_is_parsed_in_one_place():
     assert users == []
 
 
-@pytest.mark.parametrize("family", ["classification", "lcbench"])
+# every trainable family (a subpackage of trainables/) is found, not listed: a new one is checked too
+FAMILIES = sorted(p.parent.name for p in (ROOT / "trainables").glob("*/__init__.py"))
+
+
+def test_the_known_families_are_found():
+    assert {"classification", "lcbench"} <= set(FAMILIES)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_families_use_the_shared_scaffold_and_the_scaffold_is_small(family):
     scaffold = ROOT / "trainables" / "scaffold.py"
     assert len(scaffold.read_text().splitlines()) <= 250
