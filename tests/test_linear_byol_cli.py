@@ -1,0 +1,115 @@
+"""``python -m trainables.linear_byol``: Parquet per run, the sweep and its heatmaps, divergence, bad input."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+import torch
+
+from trainables.linear_byol.cli import main
+from trainables.linear_byol.records import HP_COLUMNS
+
+TINY = ["--d_obs", "12", "--d_latent", "3", "--samples_per_epoch", "128"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)  # the CLI sets 1 thread
+
+
+def test_train_writes_one_row_per_log_step_with_every_hp(tmp_path, capsys):
+    rc = main(["train", *TINY, "--epochs", "6", "--log_every", "2", "--batch_size", "32", "--lr_pred", "0.1",
+               "--ema_m", "0.9", "--pred_update_every", "2", "--out_dir", str(tmp_path), "--run_name", "one run"])
+    assert rc == 0, capsys.readouterr().err
+    files = list(tmp_path.glob("*.parquet"))
+    assert [f.name for f in files] == ["one_run.parquet"]
+    df = pd.read_parquet(files[0])
+    table = ds.dataset(str(tmp_path), format="parquet").to_table().to_pandas()
+    assert df.equals(table)
+    assert df["epoch"].tolist() == [2, 4, 6] and df["step"].tolist() == [8, 16, 24]  # 128 / 32 = 4 steps per epoch
+    assert set(HP_COLUMNS) <= set(df.columns)
+    row = df.iloc[0]
+    assert (row["lr_pred"], row["batch_size"], row["pred_update_every"], row["d_obs"]) == (0.1, 32, 2, 12)
+    assert row["ema_m"] == pytest.approx(0.9) and row["tau"] == pytest.approx(0.1) and row["enc"] == "linear"
+    assert not df["diverged"].any() and np.isfinite(df["W_Fro_aligned"]).all()
+
+
+def test_local_sweep_records_divergence_and_the_heatmap_has_the_grid(tmp_path, capsys):
+    runs, figs = tmp_path / "runs", tmp_path / "figs"
+    # α = 10^1.5 diverges; the grid is 2 α × 2 τ × 1 seed
+    rc = main(["sweep", *TINY, "--backend", "local", "--epochs", "6", "--log_every", "2",
+               "--lr_pred_logspace", "-2", "1.5", "2", "--tau_logspace", "-1", "0", "2", "--out_dir", str(runs)])
+    assert rc == 0, capsys.readouterr().err
+    df = pd.read_parquet(runs)
+    assert df["run_name"].nunique() == 4
+    div = df[df["diverged"]]
+    assert len(div) == 2 and (div["lr_pred"] > 3).all() and div["W_Fro_aligned"].isna().all()  # recorded, not dropped
+    assert main(["analyze", "--runs_dir", str(runs), "--out", str(figs), "--epoch", "6", "--no_static"]) == 0
+    from trainables.linear_byol.analyze import analyze
+
+    plain = analyze(runs, tmp_path / "plain", epoch=6, static=False)
+    marked = analyze(runs, tmp_path / "marked", epoch=6, use_last_valid=True, static=False)
+    for figs_ in (plain, marked):
+        hm = figs_["heatmap_W_Fro_aligned_bs128"].data[0]
+        np.testing.assert_allclose(hm.x, [-1, 0])
+        np.testing.assert_allclose(hm.y, [-2, 1.5])
+    z_plain = np.array(plain["heatmap_W_Fro_aligned_bs128"].data[0].z, dtype=float)
+    z_marked = np.array(marked["heatmap_W_Fro_aligned_bs128"].data[0].z, dtype=float)
+    assert np.isfinite(z_plain[0]).all() and np.isnan(z_plain[1]).all()
+    diverged_at = {r: int(g["epoch"].max()) for r, g in div.groupby("run_name")}
+    if all(e > 2 for e in diverged_at.values()):  # a finite row logged before the divergence stands in
+        assert np.isfinite(z_marked[1]).all()
+    assert len(marked["heatmap_W_Fro_aligned_bs128"].data) == 2  # the × markers of the diverged cells
+    assert {p.name for p in figs.iterdir()} == {"heatmap_W_Fro_aligned_bs128.html", "heatmap_BA_err_aligned_bs128.html",
+                                                "slices_loss_bs128.html"}
+
+
+@pytest.mark.slow
+def test_ray_tune_sweep_2_seeds_3_alpha_3_tau(tmp_path, capsys):
+    """The issue's sweep through Ray Tune (its wall time is printed, not asserted: no timed tests)."""
+    runs = tmp_path / "runs"
+    t0 = time.perf_counter()
+    rc = main(["sweep", "--epochs", "20", "--log_every", "5", "--lr_pred_logspace", "-3", "0", "3",
+               "--tau_logspace", "-2", "0", "3", "--seeds", "0", "1", "--out_dir", str(runs)])
+    rc = rc or main(["analyze", "--runs_dir", str(runs), "--out", str(tmp_path / "figs"), "--use_last_valid"])
+    elapsed = time.perf_counter() - t0
+    assert rc == 0, capsys.readouterr().err
+    df = pd.read_parquet(runs)
+    assert df["run_name"].nunique() == 18 and set(df["seed"]) == {0, 1}
+    assert (df.groupby("run_name")["epoch"].max() <= 20).all()
+    html = (tmp_path / "figs" / "heatmap_W_Fro_aligned_bs128.html").read_text()
+    assert "heatmap" in html
+    print(f"sweep + analyze: {elapsed:.1f} s")
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["train", "--d_latent", "20", "--d_obs", "10"], "d_latent (20) must be <= d_obs (10)"),
+    (["train", "--ema_m", "1.0"], "ema_m must be in [0, 1)"),
+    (["train", "--ema_m", "-0.5"], "ema_m must be in [0, 1)"),
+    (["train", "--lr_pred", "0"], "lr_pred must be > 0"),
+    (["train", "--lr_enc", "-0.1"], "lr_enc must be > 0"),
+    (["sweep", "--lr_enc_mode", "fancy"], "--lr_enc_mode must be one of"),
+    (["sweep", "--lr_pred_logspace", "0", "-1", "3"], "--lr_pred_logspace: need start < stop"),
+    (["sweep", "--tau_logspace", "-2", "0", "0"], "--tau_logspace: steps must be an integer >= 1"),
+    (["sweep", "--lr_enc_mode", "logspace", "--lr_enc_logspace", "-1", "-1", "2"], "--lr_enc_logspace: need start"),
+    (["train", "--log_wandb"], "--log_wandb needs the wandb package"),
+])  # fmt: skip
+def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, capsys, argv, needle):
+    out = tmp_path / "out"
+    assert main([*argv, "--out_dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_analyze_without_parquet_files(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["analyze", "--runs_dir", str(tmp_path / "empty"), "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds no Parquet files" in err and len(err.splitlines()) == 1 and not (tmp_path / "figs").exists()

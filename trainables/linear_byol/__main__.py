@@ -1,0 +1,7 @@
+"""``python -m trainables.linear_byol``: see :mod:`trainables.linear_byol.cli`."""
+
+import sys
+
+from trainables.linear_byol.cli import main
+
+sys.exit(main())

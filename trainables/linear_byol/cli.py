@@ -1,0 +1,188 @@
+"""``python -m trainables.linear_byol {train,sweep,analyze,all}``: one run, a grid sweep, the heatmaps, or all three.
+
+Every command validates its input before anything is written and answers bad input with one line
+on stderr and exit status 2. ``train`` writes ``<out_dir>/<run_name>.parquet``; ``sweep`` one such
+file per grid point into ``--out_dir``; ``analyze`` the figures of
+:mod:`~trainables.linear_byol.analyze` into ``--out``; ``all`` runs ``train`` into ``<out_dir>/single``,
+``sweep`` into ``<out_dir>/sweep`` and ``analyze`` of the sweep into ``--out`` (default ``<out_dir>/figs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ohgw import protocol
+
+PROG = "python -m trainables.linear_byol"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    from .config import DEFAULT_CONFIG as D
+
+    p.add_argument("--seed", type=int, default=D[protocol.SEED_KEY])
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=D["device"])
+    p.add_argument("--dtype", choices=("float32", "float64"), default=D["dtype"])
+    p.add_argument("--d_latent", type=int, default=D["d_latent"])
+    p.add_argument("--d_obs", type=int, default=D["d_obs"])
+    p.add_argument("--epochs", type=int, default=D[protocol.MAX_T_KEY])
+    p.add_argument("--log_every", type=int, default=D["log_every"])
+    p.add_argument("--samples_per_epoch", type=int, default=D["samples_per_epoch"])
+    p.add_argument("--lr_enc", type=float, default=D["lr_enc"], help="β, the encoder's learning rate")
+    p.add_argument("--mom_pred", type=float, default=D["mom_pred"])
+    p.add_argument("--mom_enc", type=float, default=D["mom_enc"])
+    p.add_argument("--pred_update_every", type=int, default=D["pred_update_every"])
+    p.add_argument("--enc_update_every", type=int, default=D["enc_update_every"])
+    p.add_argument("--freeze_enc", action="store_true", help="keep the encoder at its init")
+    p.add_argument("--sigma_n", type=float, default=D["sigma_n"])
+    p.add_argument("--enc", choices=("linear", "mlp"), default=D["enc"])
+    p.add_argument("--pred", choices=("linear", "mlp"), default=D["pred"])
+    p.add_argument("--hidden", type=int, default=D["hidden"])
+    p.add_argument("--auto_alpha_c", type=float, default=D["auto_alpha_c"], help="> 0: α_t = c·τ/H_t")
+    p.add_argument("--auto_beta_c", type=float, default=D["auto_beta_c"], help="> 0: β_t = c·τ/H_t")
+    p.add_argument("--out_dir", default="runs/linear_byol")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: best on shared CPUs)")
+
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    from .config import DEFAULT_CONFIG as D
+
+    p.add_argument("--batch_size", type=int, default=D["batch_size"])
+    p.add_argument("--lr_pred", type=float, default=D["lr_pred"], help="α, the predictor's learning rate")
+    p.add_argument("--ema_m", type=float, default=1.0 - D["tau"], help="EMA momentum m (τ = 1 − m)")
+    p.add_argument("--run_name")
+    p.add_argument("--log_wandb", action="store_true", help="also log to Weights & Biases (needs wandb)")
+
+
+def _sweep_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lr_pred_logspace", type=float, nargs=3, default=[-3.0, 0.0, 7],
+                   metavar=("START", "STOP", "STEPS"), help="α grid: 10**linspace(start, stop, steps)")
+    p.add_argument("--tau_logspace", type=float, nargs=3, default=[-3.0, 0.0, 7], metavar=("START", "STOP", "STEPS"))
+    p.add_argument("--batch_sizes", type=int, nargs="+", default=[128])
+    p.add_argument("--lr_enc_mode", default="same", help="same, ratio, logspace, from_tau or auto")
+    p.add_argument("--enc_over_pred", type=float, default=1.0, help="ratio mode: β = enc_over_pred·α")
+    p.add_argument("--lr_enc_logspace", type=float, nargs=3, metavar=("START", "STOP", "STEPS"))
+    p.add_argument("--beta_from_tau_c", type=float, default=1.0, help="from_tau mode: β = c·τ")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--backend", default="tune", help="tune (Ray Tune grid_search, default) or local")
+    p.add_argument("--cpus_per_trial", type=float, default=1.0)
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+
+
+def _analyze_flags(p: argparse.ArgumentParser, runs_dir_required: bool) -> None:
+    if runs_dir_required:
+        p.add_argument("--runs_dir", required=True)
+    p.add_argument("--metric", default="W_Fro_aligned")
+    p.add_argument("--enc_metric", default="BA_err_aligned")
+    p.add_argument("--epoch", type=int, help="epoch of the heatmaps (default: the last logged)")
+    p.add_argument("--use_last_valid", action="store_true", help="diverged runs: their last finite value, marked")
+    p.add_argument("--out", help="figure folder" + ("" if runs_dir_required else " (default: <out_dir>/figs)"),
+                   **({"default": "figs"} if runs_dir_required else {}))
+    p.add_argument("--no_static", action="store_true", help="HTML only (no PDF/PNG)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    t = sub.add_parser("train", help="one run → one Parquet file")
+    _model_flags(t)
+    _train_flags(t)
+    s = sub.add_parser("sweep", help="a Ray Tune grid over α, τ, batch size, seed")
+    _model_flags(s)
+    s.add_argument("--ema_m", type=float, help=argparse.SUPPRESS)  # τ comes from --tau_logspace
+    _sweep_flags(s)
+    a = sub.add_parser("analyze", help="heatmaps and slices of a runs directory")
+    _analyze_flags(a, True)
+    al = sub.add_parser("all", help="train, sweep, analyze")
+    _model_flags(al)
+    _train_flags(al)
+    _sweep_flags(al)
+    _analyze_flags(al, False)
+    return p
+
+
+BASE_KEYS = ("d_latent", "d_obs", "log_every", "samples_per_epoch", "lr_enc", "mom_pred", "mom_enc",
+             "pred_update_every", "enc_update_every", "freeze_enc", "sigma_n", "enc", "pred", "hidden",
+             "auto_alpha_c", "auto_beta_c", "device", "dtype")
+
+
+def _base(args: argparse.Namespace) -> dict:
+    base = {k: getattr(args, k) for k in BASE_KEYS}
+    base[protocol.SEED_KEY], base[protocol.MAX_T_KEY] = args.seed, args.epochs
+    return base
+
+
+def _single_config(args: argparse.Namespace) -> dict:
+    from .config import resolve_config
+
+    return resolve_config({**_base(args), "batch_size": args.batch_size, "lr_pred": args.lr_pred,
+                           "ema_m": args.ema_m})
+
+
+def _sweep_configs(args: argparse.Namespace) -> list[dict]:
+    from .config import resolve_config
+    from .sweep import BACKENDS, grid
+
+    if args.backend not in BACKENDS:
+        raise ValueError(f"--backend must be one of {BACKENDS}, got {args.backend!r}")
+    resolve_config(_base(args))  # the shared flags, named as flags, before the grid
+    return grid(_base(args), args.lr_pred_logspace, args.tau_logspace, args.batch_sizes, args.seeds,
+                args.lr_enc_mode, args.enc_over_pred, args.lr_enc_logspace, args.beta_from_tau_c)
+
+
+def _analyze(args: argparse.Namespace, runs_dir: str, out: str) -> None:
+    from .analyze import analyze
+
+    figs = analyze(runs_dir, out, args.metric, args.enc_metric, args.epoch, args.use_last_valid,
+                   static=not args.no_static)
+    print(f"analyze: {len(figs)} figures in {out}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from .driver import check_wandb, train_single
+    from .sweep import run_sweep
+
+    try:
+        if args.command != "analyze":
+            from trainables.scaffold import set_num_threads
+
+            set_num_threads(args.threads)
+        if args.command == "train":
+            cfg = _single_config(args)
+            check_wandb(args.log_wandb)
+            path = train_single(cfg, args.out_dir, args.run_name, args.log_wandb, progress=True)
+            print(f"train: {path}", file=sys.stderr)
+        elif args.command == "sweep":
+            configs = _sweep_configs(args)
+            paths = run_sweep(configs, args.out_dir, args.backend, args.cpus_per_trial, args.address)
+            print(f"sweep: {len(paths)} runs in {args.out_dir}", file=sys.stderr)
+        elif args.command == "analyze":
+            _analyze(args, args.runs_dir, args.out)
+        else:  # all: validate everything first, then single → sweep → analyze
+            root = Path(args.out_dir)
+            cfg, configs = _single_config(args), _sweep_configs(args)
+            check_wandb(args.log_wandb)
+            from .analyze import ROW_METRICS
+
+            for name, m in (("--metric", args.metric), ("--enc_metric", args.enc_metric)):
+                if m not in ROW_METRICS:
+                    raise ValueError(f"{name} must be one of {', '.join(ROW_METRICS)}, got {m!r}")
+            print(f"train: {train_single(cfg, str(root / 'single'), args.run_name, args.log_wandb, True)}",
+                  file=sys.stderr)
+            paths = run_sweep(configs, str(root / "sweep"), args.backend, args.cpus_per_trial, args.address)
+            print(f"sweep: {len(paths)} runs in {root / 'sweep'}", file=sys.stderr)
+            _analyze(args, str(root / "sweep"), args.out or str(root / "figs"))
+    except ValueError as e:
+        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
