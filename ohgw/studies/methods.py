@@ -4,7 +4,8 @@ A name is ``<scheduler>`` or ``<scheduler>+<variant>``:
 
 =============  ============================================================
 scheduler      ``asha`` (Ray's, stopping-type), ``asha-promo`` (our promotion-type
-               ASHA: the fair baseline for PASHA), ``hyperband`` (Ray's), ``pasha``
+               ASHA: the fair baseline for PASHA), ``hyperband`` (Ray's), ``pasha``,
+               ``dyhpo`` (our DyHPO: one epoch per decision, deep-kernel GP + EI)
 variant        ``ohgw`` (one hyper-gradient step), ``random`` (a random step of the
                same length: the perturbation control), ``ohgw-k2`` (two hyper-gradient
                steps: the multi-step ablation)
@@ -13,6 +14,15 @@ variant        ``ohgw`` (one hyper-gradient step), ``random`` (a random step of 
 An optional ``@eta=<float>`` suffix sets η_h for that method alone, for η_h sweeps
 (``asha+ohgw@eta=0.01``). Every method's vanilla partner is its scheduler alone.
 Adding a method is one entry in :data:`SCHEDULERS` or :data:`VARIANTS`.
+
+``dyhpo+ohgw``: the surrogate learns from x′, the config that trained (the trainable reports it
+with its first result; :mod:`ohgw.dyhpo.scheduler` reads it through
+:func:`ohgw.protocol.adjusted_from_result`). DyHPO encodes configs with ``SchedulerArgs.space``
+when the harness passes it, else with the OHGW instruction's space (``+ohgw``/``+random``), else
+it infers the encoding from the configs (:mod:`ohgw.dyhpo.encoding`).
+
+>>> sorted(m for m in known_methods() if m.startswith("dyhpo"))
+['dyhpo', 'dyhpo+ohgw', 'dyhpo+ohgw-k2', 'dyhpo+random']
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, TrialScheduler
 
@@ -37,6 +48,7 @@ class SchedulerArgs:
     grace_period: int = 1
     reduction_factor: int = 3
     max_concurrent: int = 1  # trials of one study running at once
+    space: Any = None  # the study's SearchSpace (DyHPO encodes configs with it); optional
 
 
 def _asha(a: SchedulerArgs) -> TrialScheduler:
@@ -71,15 +83,30 @@ def _pasha(a: SchedulerArgs, progressive: bool = True) -> TrialScheduler:
     )
 
 
+def _dyhpo(a: SchedulerArgs) -> TrialScheduler:
+    from ohgw.dyhpo import DyHPO
+
+    return DyHPO(
+        time_attr=protocol.ITERATION,
+        metric=a.metric,
+        mode=a.mode,
+        max_t=a.max_t,
+        increment=a.grace_period,  # one budget step = the lowest rung of the other schedulers
+        space=a.space,
+        max_concurrent=a.max_concurrent,  # DyHPO holds new trials itself: it must know the study's slice
+    )
+
+
 # schedulers that hold new trials PAUSED and pick what runs themselves: Tune's and the searcher's
 # concurrency limits would count their paused trials as live and stall the study
-SELF_LIMITING = {"pasha", "asha-promo"}
+SELF_LIMITING = {"pasha", "asha-promo", "dyhpo"}
 
 SCHEDULERS: dict[str, Callable[[SchedulerArgs], TrialScheduler]] = {
     "asha": _asha,
     "asha-promo": lambda a: _pasha(a, progressive=False),
     "hyperband": _hyperband,
     "pasha": _pasha,
+    "dyhpo": _dyhpo,
 }
 
 # variant → warm-start settings that override the experiment's defaults (mode, hyper_steps)
