@@ -17,6 +17,8 @@ run: install
 
 test: install
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_prometheus.sh
+	PYTHON=$(PY) bash scripts/ensure_lint_tools.sh
 	$(PY) -m pytest -q
 
 lint: install

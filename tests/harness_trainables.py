@@ -43,3 +43,69 @@ def curve_trainable(config: dict) -> None:
                  "ws_compute_s": 0.0, "node_id": node, "diverged": False, "peak_rss_mib": 1.0},
                 checkpoint=tune.Checkpoint.from_directory(d),
             )
+
+
+WS_EPOCHS = 0.5  # resume_trainable's warm-start charge, in epochs (a nominal, deterministic cost)
+
+
+def resume_trainable(config: dict) -> None:
+    """Deterministic on the epochs clock, with a real warm-start: the trainable of the resume tests.
+
+    Everything it reports is a function of its config and epoch (no measured time), so an
+    interrupted-and-resumed study can be compared with an uninterrupted one row by row:
+
+    - the curve: ``val_acc = c(lr) * (1 - exp(-epoch / 3))``, c peaking at lr = 0.1;
+    - a warm-start when the OHGW wrapper asks for one (:func:`ohgw.warmstart.warm_start_with`)
+      with the exact gradient of ``(u_lr + 1)^2`` (u: log10 search coordinates), so x′ moves lr
+      towards 0.1; it costs a nominal :data:`WS_EPOCHS` epochs. A trial restarted from scratch after
+      its x′ was recorded (the wrapper consumed the instruction) is charged the same;
+    - costs: ``epoch_s`` per epoch (slept, so that a driver can be killed mid-study), charged nominally;
+    - a checkpoint every epoch (its epoch), restored from ``tune.get_checkpoint()``.
+    """
+    import numpy as np
+    import ray
+    from ray import tune
+
+    from ohgw import protocol
+    from ohgw.warmstart import instruction, warm_start_with
+
+    epoch_s = float(config.get("epoch_s", 0.05))
+    start = 0
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d, open(os.path.join(d, "state.json")) as f:
+            start = json.load(f)["epoch"]
+    config = dict(config)
+    ws_report: dict = {}
+    found = instruction(config) if start == 0 else None
+    if found is not None:
+        settings, space = found
+
+        def gradient(current: dict, step: int):
+            u = space.to_u(current)
+            u_star = space.to_u({**current, "lr": 0.1})
+            return 2.0 * (np.asarray(u) - np.asarray(u_star)), float(np.sum((np.asarray(u) - np.asarray(u_star)) ** 2))
+
+        config, record = warm_start_with(gradient, space, config, settings)
+        record.wall_s = record.compute_s = WS_EPOCHS * epoch_s  # nominal, as every cost here
+        record.peak_rss_mib = 1.0
+        ws_report = protocol.warm_start_result(record.to_dict(), share_of_epoch=WS_EPOCHS)
+    warm_started = found is not None or protocol.applied_mode(config) != "none"
+    ws = WS_EPOCHS if warm_started else 0.0
+    ceiling = 0.95 - 0.2 * abs(math.log10(config["lr"]) + 1.0)
+    node = ray.get_runtime_context().get_node_id()
+    for epoch in range(start + 1, int(config["max_t"]) + 1):
+        time.sleep(epoch_s)
+        acc = ceiling * (1 - math.exp(-epoch / 3.0))
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "state.json"), "w") as f:
+                json.dump({"epoch": epoch}, f)
+            report = {
+                "val_acc": acc, "test_acc": acc - 0.01, "val_loss": 1 - acc, "train_loss": 1 - acc,
+                protocol.EPOCH_S: epoch_s, protocol.TRIAL_COMPUTE_S: epoch_s * (epoch + ws),
+                protocol.TRIAL_EPOCH_EQUIV: epoch + ws, protocol.WS_COMPUTE_S: ws * epoch_s if epoch == 1 else 0.0,
+                protocol.NODE_ID: node, protocol.DIVERGED: False, protocol.PEAK_RSS_MIB: 1.0,
+            }
+            if epoch == start + 1:
+                report.update(ws_report)
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))

@@ -48,6 +48,7 @@ import torch
 
 from ohgw import protocol
 from ohgw.cost import Stopwatch
+from ohgw.metrics import record_warm_start
 from ohgw.warmstart import WarmStartRecord
 
 LEDGER_FILE = "scaffold_ledger.json"
@@ -153,6 +154,7 @@ class Trial:
             record = run.warm_start()
             if record is not None:
                 led.ws_record, led.ws_compute_s = record.to_dict(), float(record.compute_s)
+                record_warm_start(record)  # live count and wall time (Ray's metrics)
             led.warm_started = True
         before, t0 = run.epoch, time.perf_counter()
         with Stopwatch(run.device) as sw:

@@ -37,9 +37,9 @@ How it maps onto Tune:
 - When nothing runs, nothing can be promoted and the searcher is finished, the trials still
   paused in rungs are stopped (logged as ``("end", trial_id)``), so ``Tuner.fit`` ends; their
   last report, at the rung they paused in, is their final result.
-- ``get_state`` / ``set_state`` carry everything (rungs, eps, current max resource, per-trial
-  curves, which trials hold a worker, the queue of held trials, the decision log) as plain
-  data; :class:`ohgw.tune.callbacks.SchedulerStateCallback` saves it with the experiment so that
+- ``get_state`` / ``set_state`` carry everything (the configuration, rungs, eps, current max
+  resource, per-trial curves, which trials hold a worker, the queue of held trials, the decision
+  log) as plain data, so a default-built ``PASHA()`` loads a snapshot and decides the same; :class:`ohgw.tune.callbacks.SchedulerStateCallback` saves it with the experiment so that
   ``Tuner.restore`` continues with the same decisions. Tune registers a reported checkpoint
   one controller step after the result; if the run is interrupted in between, the restored
   trial redoes that epoch: one extra CONTINUE report in the log and, for a deterministic
@@ -387,16 +387,17 @@ class PASHA(TrialScheduler):
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Load :meth:`get_state`, configuration included, as Ray's own ``restore`` does: a PASHA built
+        with defaults (``PASHA()``) takes the saved metric, mode, time_attr, max_t, grace_period,
+        reduction_factor, progressive and max_concurrent, and then decides like the one that saved.
+        A metric or mode saved as None keeps this one's. A :class:`PromotionASHA` refuses a PASHA's
+        state (and the other way round through :func:`ohgw.tune.state.reload`, which checks the type)."""
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             raise ValueError(f"state: not a PASHA state of version {STATE_VERSION}")
-        mine = self._settings()
-        for key, value in state["settings"].items():
-            if key in ("metric", "mode") and mine[key] is None:
-                continue
-            if mine.get(key) != value:
-                raise ValueError(f"state: saved with {key}={value!r}, this PASHA has {key}={mine.get(key)!r}")
-        self._metric = self._metric or state["settings"]["metric"]
-        self._mode = self._mode or state["settings"]["mode"]
+        saved = dict(state["settings"])
+        if isinstance(self, PromotionASHA) and saved.get("progressive"):
+            raise ValueError("state: saved by a progressive PASHA; a PromotionASHA cannot load it")
+        self._configure({k: v for k, v in saved.items() if not (k in ("metric", "mode") and v is None)})
         if state["core"] is not None:
             self._make_core()
             self._core.set_state(state["core"])
@@ -414,7 +415,27 @@ class PASHA(TrialScheduler):
             "grace_period": self._grace_period,
             "reduction_factor": self._reduction_factor,
             "progressive": self._progressive,
+            "max_concurrent": self._max_concurrent,
         }
+
+    def _configure(self, settings: dict[str, Any]) -> None:
+        """Take saved settings (validated like the constructor's); the rungs are rebuilt when they change."""
+        now = self._settings()
+        new = {**now, **settings}
+        if new["mode"] not in (None, "min", "max"):
+            raise ValueError(f"state: mode must be 'min' or 'max', got {new['mode']!r}")
+        validate(new["max_t"], new["grace_period"], new["reduction_factor"])
+        rungs = ("max_t", "grace_period", "reduction_factor", "mode", "progressive")
+        if any(new[k] != now[k] for k in rungs):
+            self._core = None
+        self._time_attr, self._metric, self._mode = new["time_attr"], new["metric"], new["mode"]
+        self._max_t, self._grace_period = int(new["max_t"]), int(new["grace_period"])
+        self._reduction_factor, self._progressive = new["reduction_factor"], bool(new["progressive"])
+        self._max_concurrent = new["max_concurrent"]
+        self._levels = PashaRungs(self._max_t, self._grace_period, self._reduction_factor, "max",
+                                  self._progressive).levels
+        if self._mode is not None:
+            self._make_core()
 
 
 class PromotionASHA(PASHA):

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from ohgw.metrics import study_tags
 from ohgw.studies.methods import known_methods, parse_method
 from ohgw.studies.study import BUDGET_KINDS, SEARCHERS, ExperimentConfig
 from ohgw.studies.workload import Workload
@@ -76,6 +77,8 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--dashboard-host", default="127.0.0.1",
                    help="interface the local Ray dashboard binds to (default: loopback only)")
+    p.add_argument("--allow-public-dashboard", action="store_true",
+                   help="allow a non-loopback --dashboard-host (reachable from the network; keep token auth on)")
     p.add_argument("--no-reuse-actors", action="store_true", help="start a fresh actor per trial")
     p.add_argument("--no-report", action="store_true", help="skip the analysis at the end")
     p.add_argument("--keep-tune-dirs", action="store_true",
@@ -139,8 +142,12 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
     args = parser.parse_args(argv)
     try:
         cfg, methods, seeds, out = config_from_args(args, script, workload)
-        from ohgw.studies.runner import check_keep_tune_dirs, check_manifest, run_experiment
+        from ohgw.studies.runner import check_dashboard_host, check_keep_tune_dirs, check_manifest, run_experiment
 
+        if not args.address:
+            check_dashboard_host(args.dashboard_host, args.allow_public_dashboard)
+        for m in methods:  # Ray metric labels must stay bounded: no id-like experiment name
+            study_tags(cfg.experiment, m, seeds[-1])
         check_manifest(out, cfg)
         if args.keep_tune_dirs:
             check_keep_tune_dirs(out)
@@ -152,7 +159,7 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
           f"{cfg.budget_kind} per study, τ = {cfg.tau:g}, results in {out}", file=sys.stderr, flush=True)
     summary = run_experiment(cfg, workload.trainable, methods, seeds, out, quiet=args.quiet, address=args.address,
                              num_cpus=args.num_cpus, dashboard_host=args.dashboard_host, verbose=args.verbose,
-                             keep_tune_dirs=args.keep_tune_dirs)
+                             keep_tune_dirs=args.keep_tune_dirs, allow_public_dashboard=args.allow_public_dashboard)
     print(f"studies: {summary.ran} run, {summary.skipped} resumed, {len(summary.failed)} failed; "
           f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     if not args.no_report and not report(out, cfg, quiet=args.quiet, full=args.verbose):

@@ -7,8 +7,11 @@ in its own Ray task, and its tables go to :func:`ohgw.results.write_study`.
 - **Admission.** A study starts only when a whole slice (trials_per_study ×
   per-trial resources) is free in some group (:mod:`ohgw.studies.cluster`), so
   no study is slowed by oversubscription; studies are spread round-robin over groups.
-- **Resume.** A study whose ``studies`` file exists is done and skipped; any other
-  study is redone from scratch. Re-running the same command is always safe.
+- **Resume.** A study whose ``studies`` file exists is done and skipped; an interrupted one
+  resumes from its Tune state (``_tune/<run name>``: trials from their checkpoints, scheduler,
+  searcher, budget and records; see :mod:`ohgw.studies.study`), or is redone from scratch, with
+  one log line, when that state cannot be restored. Re-running the same command is always safe;
+  a Tune state of another experiment is refused before anything starts.
 - **One experiment per directory.** ``experiment.json`` holds the experiment's
   fingerprint (:meth:`~ohgw.studies.study.ExperimentConfig.fingerprint`: the run
   settings only, so another τ is no other experiment); a directory holding another
@@ -36,10 +39,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ohgw import metrics
 from ohgw.results import partition_value, study_dir, write_study
 from ohgw.studies.cluster import Group, discover_groups
 from ohgw.studies.methods import parse_method
-from ohgw.studies.study import ANALYSIS_FIELDS, ExperimentConfig, run_study, tune_run_name
+from ohgw.studies.study import ANALYSIS_FIELDS, ExperimentConfig, check_tune_state, run_study, tune_run_name
 
 MANIFEST = "experiment.json"
 def _isatty(stream) -> bool:
@@ -196,6 +200,39 @@ class RunSummary:
 
 
 _DASHBOARD_URL = ""
+AUTH_WARNING = ("warning: Ray token auth is disabled (RAY_AUTH_MODE=disabled): anyone who can reach the dashboard "
+                "or the cluster's ports can run code as you; unset RAY_AUTH_MODE to keep token auth on")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is on the loopback interface only."""
+    import ipaddress
+
+    h = host.strip().strip("[]")
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False  # another name, or 0.0.0.0's spellings: not provably loopback
+
+
+def check_dashboard_host(host: str, allow_public: bool = False) -> None:
+    """Refuse a non-loopback dashboard bind unless ``allow_public`` (``--allow-public-dashboard``).
+
+    The dashboard runs jobs and shows logs; bound to 0.0.0.0 or an external address it is reachable
+    from the network, protected by the token only (or by nothing with token auth disabled).
+    """
+    if not isinstance(host, str) or not host.strip():
+        raise ValueError(f"--dashboard-host must be an address, got {host!r}")
+    if not allow_public and not is_loopback(host):
+        raise ValueError(f"--dashboard-host {host} is not a loopback address: the dashboard would be reachable from "
+                         "the network; pass --allow-public-dashboard to bind it there anyway (keep token auth on)")
+
+
+def auth_disabled() -> bool:
+    """Whether Ray's token auth is switched off for this process (``RAY_AUTH_MODE=disabled``)."""
+    return os.environ.get("RAY_AUTH_MODE", "token").strip().lower() == "disabled"
 
 
 def dashboard_note() -> str:
@@ -358,13 +395,15 @@ def run_experiment(
     verbose: bool = False,
     keep_tune_dirs: bool = False,
     log_path: str | os.PathLike | None = None,
+    allow_public_dashboard: bool = False,
 ) -> RunSummary:
     """Run every (method, seed) study not yet in ``out_dir``; returns what ran.
 
     On ``stream``: the progress bar, one line per finished study (not when ``quiet``) and the
     path of the Ray/Tune log (``log_path``, default ``out_dir/logs/ray-tune-<time>.log``);
     ``verbose`` adds Ray's own output (Tune's trial tables). Each study's Tune directory is
-    removed once its tables are written, unless ``keep_tune_dirs``.
+    removed once its tables are written, unless ``keep_tune_dirs``. A local Ray's dashboard binds to a
+    non-loopback ``dashboard_host`` only with ``allow_public_dashboard`` (:func:`check_dashboard_host`).
     """
     import ray
 
@@ -372,11 +411,18 @@ def run_experiment(
         parse_method(m)
     if not seeds:
         raise ValueError("need at least one seed")
+    if not address:  # a local Ray: its dashboard binds to dashboard_host
+        check_dashboard_host(dashboard_host, allow_public_dashboard)
+    for m in methods:  # every study's metric labels are bounded (no id-like experiment name, small seeds)
+        for s in seeds:
+            metrics.study_tags(cfg.experiment, m, s)
     out = Path(out_dir)
     check_manifest(out, cfg)
     if keep_tune_dirs:
         check_keep_tune_dirs(out)
     todo = [(m, s) for s in seeds for m in methods if not is_done(out, cfg.experiment, m, s)]
+    for m, s in todo:  # an interrupted study resumes: its Tune state must be this experiment's
+        check_tune_state(out / "_tune", cfg, m, s)
     skipped = len(seeds) * len(methods) - len(todo)
     write_manifest(out, cfg)
     if skipped:
@@ -392,6 +438,8 @@ def run_experiment(
         init_ray(address, num_cpus, quiet=False, dashboard_host=dashboard_host, logging_level=logging.INFO)
         ray_log.take_worker_output()
         print(dashboard_note(), file=stream, flush=True)
+        if auth_disabled():
+            print(AUTH_WARNING, file=stream, flush=True)
         failed = _run_studies(ray, cfg, trainable, todo, skipped, out, quiet, stream, keep_tune_dirs)
     return RunSummary(len(todo) - len(failed), skipped, failed, time.time() - t0, str(log_file))
 
@@ -426,6 +474,7 @@ def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, sk
                 # Tune always reports (verbose=1): its tables go to the log, to the console only with --verbose
                 ref = task.remote(cfg, trainable, method, seed, storage, label, 1)
                 running[ref] = (method, seed, slot)
+                metrics.safely("ohgw_studies_started_total", 1, metrics.study_tags(cfg.experiment, method, seed))
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             progress.tick()
             for ref in ready:
@@ -435,6 +484,7 @@ def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, sk
                     tables = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - one failed study must not end the others
                     failed.append(f"{method}/seed={seed}")
+                    metrics.safely("ohgw_studies_failed_total", 1, metrics.study_tags(cfg.experiment, method, seed))
                     cause = getattr(e, "cause", None) or e
                     first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
                     progress.note(f"study {method}/seed={seed} failed: {type(cause).__name__}: {first} "
@@ -443,6 +493,7 @@ def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, sk
                     continue
                 write_study(out, cfg.experiment, method, seed, tables["iterations"], tables["trials"],
                             tables["studies"])
+                metrics.safely("ohgw_studies_done_total", 1, metrics.study_tags(cfg.experiment, method, seed))
                 if not keep_tune_dirs:  # the study's Parquet export is complete: Tune's tree is not needed
                     shutil.rmtree(tune_run_dir(storage, cfg, method, seed), ignore_errors=True)
                 progress.step(None if quiet else study_line(cfg, method, seed, tables))

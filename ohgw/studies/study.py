@@ -13,8 +13,28 @@ unique name) and returns the study's three tables as DataFrames (:mod:`ohgw.stud
 need: a live trial's latest checkpoint (:data:`CHECKPOINTS_KEPT`, Tune's ``num_to_keep``);
 a paused trial's latest one is the one at its rung, which it resumes from. An ended trial
 (TERMINATED) never runs again, so :class:`DropEndedCheckpoints` deletes its checkpoints at
-once; after ``fit`` the study's remaining checkpoints go too (a study is redone from scratch,
-never restored). A study's Tune folder then holds logs only.
+once. After ``fit`` the study's tables are saved beside its Tune state
+(:data:`ohgw.studies.resume.TABLES`) and only then are the remaining checkpoints swept: until
+the Parquet export is complete, a restore has what it needs (the checkpoints of the trials it
+would resume while the study runs, the tables once it has ended). A study's Tune folder then
+holds logs only, and the runner removes it after the export.
+
+**Resume.** A study interrupted mid-way (the driver killed, the machine lost) resumes where it
+stopped when the same command runs again: :func:`run_study` checks its Tune folder
+(:func:`ohgw.studies.resume.inspect`) and calls ``tune.Tuner.restore``. Tune brings back the
+trials (each from its latest checkpoint), the searcher (its random state: the same configs
+follow) and the callback states of its last experiment snapshot, taken after every registered
+checkpoint: the scheduler's bookkeeping and configuration (:class:`~ohgw.studies.ledger.StudyTap`
+through :class:`~ohgw.tune.callbacks.SchedulerStateCallback`, which also holds the OHGW
+wrapper's records) and the study's ledger with the budget spent and every row recorded
+(:class:`~ohgw.studies.ledger.StudyRecorder`). A report that the snapshot holds but whose
+checkpoint it does not is trained again and *replayed* (:mod:`ohgw.studies.ledger`): for a
+deterministic trainable on the epochs clock, the resumed study's decisions and rows equal an
+uninterrupted run's; what differs is wall time (the study clock goes on without the downtime),
+the compute of that one re-done epoch per trial, and the studies columns ``resumes`` and
+``redone_reports``. A folder that cannot be restored (missing or corrupt files, parts of two
+snapshots, a deleted checkpoint) is redone from scratch with one log line saying why; a folder
+of another experiment is refused (:class:`~ohgw.studies.resume.StudyStateMismatch`).
 """
 
 from __future__ import annotations
@@ -33,10 +53,13 @@ from datetime import datetime, timezone
 import pandas as pd
 from ray.tune import Callback
 
-from ohgw import protocol
+from ohgw import metrics, protocol
 from ohgw.space import SearchSpace
+from ohgw.studies import resume
 from ohgw.studies.ledger import BudgetStopper, StudyLedger, StudyRecorder, StudyTap
+from ohgw.studies.ledger import live as live_ledger
 from ohgw.studies.methods import SchedulerArgs, parse_method
+from ohgw.studies.telemetry import StudyMetrics
 from ohgw.warmstart import WarmStartSettings
 
 BUDGET_KINDS = ("epochs", "seconds")
@@ -119,6 +142,13 @@ def tune_run_name(experiment: str, method: str, seed: int) -> str:
 
 def study_id(experiment: str, method: str, seed: int) -> str:
     return f"{experiment}/{method}/seed={seed}"
+
+
+def check_tune_state(storage_dir: str | os.PathLike, cfg: ExperimentConfig, method_name: str, seed: int) -> None:
+    """Refuse (:class:`ohgw.studies.resume.StudyStateMismatch`) a study whose Tune folder in ``storage_dir``
+    holds another experiment's state; reads one small file, writes nothing."""
+    mark = resume.marker(study_id(cfg.experiment, method_name, seed), method_name, seed, cfg.fingerprint())
+    resume.check_owner(os.path.join(storage_dir, tune_run_name(cfg.experiment, method_name, seed)), mark)
 
 
 def _searcher(cfg: ExperimentConfig, seed: int, limit: int | None):
@@ -209,6 +239,41 @@ def sweep_checkpoints(run_dir: str) -> int:
     return sum(drop_checkpoint_dirs(fs, e.path) for e in os.scandir(run_dir) if e.is_dir())
 
 
+def _tap(cfg: ExperimentConfig, method_name: str, seed: int, ledger: StudyLedger | None = None):
+    """The study's scheduler chain: (StudyTap, the scheduler it wraps, the OHGW wrapper's callbacks).
+
+    The OHGW wrapper's state is saved inside the tap's (one ``SchedulerStateCallback`` per study).
+    """
+    method = parse_method(method_name)
+    inner = method.make_scheduler(SchedulerArgs(cfg.metric, cfg.mode, cfg.max_t, cfg.grace_period,
+                                                cfg.reduction_factor, cfg.trials_per_study, space=cfg.space))
+    settings = method.warm_start(cfg.warm_start)
+    callbacks = []
+    if settings.mode != "none":
+        from ohgw.tune.wrapper import OHGW
+
+        inner = OHGW(inner, cfg.space, settings, seed=seed)
+        callbacks.extend(inner.callbacks(restore_state=False))
+    ledger = ledger or StudyLedger(study_seed=seed, budget_kind=cfg.budget_kind, budget=float(cfg.budget))
+    return StudyTap(inner, ledger), inner, callbacks
+
+
+def _restored(fn, run_dir: str, sid: str):
+    """``Tuner.restore`` of a study's run (unfinished trials resumed, errored ones stay ended), or None
+    (logged) when Tune cannot read its own state."""
+    from ray import tune
+
+    try:
+        tuner = tune.Tuner.restore(run_dir, trainable=fn, resume_unfinished=True, resume_errored=False)
+    except Exception as e:  # noqa: BLE001 - whatever Tune fails on (a garbled tuner.pkl): redo
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        logger.warning("study %s: cannot resume from its Tune state in %s (Tuner.restore failed: %s: %s); "
+                       "redoing it from scratch", sid, run_dir, type(e).__name__, first)
+        return None
+    logger.info("study %s: resuming from its Tune state in %s", sid, run_dir)
+    return tuner
+
+
 def run_study(
     cfg: ExperimentConfig,
     trainable: Callable,
@@ -222,60 +287,65 @@ def run_study(
     from ray import tune
 
     from ohgw.studies.tables import git_commit, hardware_info, package_versions, study_tables
+    from ohgw.tune.callbacks import SchedulerStateCallback
 
     method = parse_method(method_name)
-    sched_args = SchedulerArgs(cfg.metric, cfg.mode, cfg.max_t, cfg.grace_period, cfg.reduction_factor,
-                               cfg.trials_per_study)
     limit = None if method.self_limiting else cfg.trials_per_study
-    inner = method.make_scheduler(sched_args)
-    settings = method.warm_start(cfg.warm_start)
-    callbacks = []
-    if settings.mode != "none":
-        from ohgw.tune.wrapper import OHGW
-
-        inner = OHGW(inner, cfg.space, settings, seed=seed)
-        callbacks.extend(inner.callbacks())
-    ledger = StudyLedger(study_seed=seed, budget_kind=cfg.budget_kind, budget=float(cfg.budget))
-    scheduler = StudyTap(inner, ledger)
-    recorder = StudyRecorder(ledger, cfg.space.names, cfg.metric)
-    callbacks.append(DropEndedCheckpoints())
     # Tune's run folder and trainable name: unique per study, safe as a path and a registry name
     name = tune_run_name(cfg.experiment, method_name, seed)
     run_dir = os.path.join(storage_dir, name)
-    shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished earlier attempt is redone from scratch
+    sid = study_id(cfg.experiment, method_name, seed)
+    mark = resume.marker(sid, method_name, seed, cfg.fingerprint())
+    found = resume.inspect(run_dir, mark, probe=lambda tap: _tap(cfg, method_name, seed)[0].set_state(tap))
+    if found.action == "finished":  # ended before its export: its tables were kept (module doc)
+        logger.info("study %s: finished before, its tables are kept in %s", sid, run_dir)
+        return found.tables
+    if found.action == "redo":
+        logger.warning("study %s: cannot resume from its Tune state in %s (%s); redoing it from scratch",
+                       sid, run_dir, found.reason)
+    ledger = StudyLedger(study_seed=seed, budget_kind=cfg.budget_kind, budget=float(cfg.budget), key=name)
+    scheduler, inner, callbacks = _tap(cfg, method_name, seed, ledger)
+    callbacks.append(SchedulerStateCallback(scheduler))  # the scheduler's state in every experiment snapshot
+    recorder = StudyRecorder(ledger, cfg.space.names, cfg.metric)
+    live = StudyMetrics(cfg.experiment, method_name, seed, cfg.space, ledger, cfg.metric, cfg.mode, cfg.tau,
+                        scheduler=inner)  # Ray metrics: warm-starts, rung decisions, PASHA state, T@τ
+    callbacks.append(DropEndedCheckpoints())
     param_space = {**cfg.base_config, **cfg.space.param_space(), protocol.MAX_T_KEY: cfg.max_t}
     # num_to_keep makes Tune snapshot the experiment state after every checkpoint (so that a
     # Tuner.restore never meets a deleted one) and warn each time epochs are under 5 s apart; the
-    # snapshot is small, and a study is never restored: keep the console quiet unless the user chose
+    # snapshot is small and is what a resume needs: keep the console quiet unless the user chose
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    start = datetime.now(timezone.utc)
-    t0 = time.time()
-    ledger.t0 = t0
-    tuner = tune.Tuner(
-        tune.with_resources(_named(trainable, name), _resources(cfg, group_label)),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            scheduler=scheduler,  # carries metric and mode
-            search_alg=_searcher(cfg, seed, limit),
-            num_samples=max_trials(cfg),
-            max_concurrent_trials=limit,
-            reuse_actors=cfg.reuse_actors,
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=storage_dir,
-            stop=BudgetStopper(ledger),
-            callbacks=[recorder, *callbacks],
-            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-            verbose=verbose,
-        ),
-    )
-    tuner.fit()
-    sweep_checkpoints(run_dir)  # nothing resumes a finished study: its last checkpoints are dead weight
-    end = datetime.now(timezone.utc)
+    fn = tune.with_resources(_named(metrics.tagged(trainable, cfg.experiment, method_name, seed), name),
+                             _resources(cfg, group_label))
+    with live_ledger(ledger):  # Tuner.restore's unpickled plug-ins share this ledger (ohgw.studies.ledger)
+        tuner = _restored(fn, run_dir, sid) if found.action == "resume" else None
+        if tuner is None:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: from scratch
+            resume.write_marker(run_dir, mark)
+            ledger.t0, ledger.started = time.time(), datetime.now(timezone.utc).isoformat()
+            tuner = tune.Tuner(
+                fn,
+                param_space=param_space,
+                tune_config=tune.TuneConfig(
+                    scheduler=scheduler,  # carries metric and mode
+                    search_alg=_searcher(cfg, seed, limit),
+                    num_samples=max_trials(cfg),
+                    max_concurrent_trials=limit,
+                    reuse_actors=cfg.reuse_actors,
+                ),
+                run_config=tune.RunConfig(
+                    name=name,
+                    storage_path=storage_dir,
+                    stop=BudgetStopper(ledger),
+                    callbacks=[recorder, *callbacks, live],  # Tune matches callback states by position
+                    failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+                    verbose=verbose,
+                ),
+            )
+        tuner.fit()
     meta = {
-        "study_id": study_id(cfg.experiment, method_name, seed),
+        "study_id": sid,
         "vanilla_method": method.vanilla,
         "metric": cfg.metric,
         "mode": cfg.mode,
@@ -284,17 +354,22 @@ def run_study(
         "tau": float(cfg.tau),
         "max_t": int(cfg.max_t),
         "space": json.dumps(cfg.space.to_dict(), sort_keys=True),  # the run's own ψ transforms, for the analysis
-        "start_time": start.isoformat(),
-        "end_time": end.isoformat(),
+        "start_time": ledger.started,  # the first attempt's start
+        "end_time": datetime.now(timezone.utc).isoformat(),
         "completed": True,
-        "wall_s": time.time() - t0,
+        "wall_s": time.time() - ledger.t0,  # the study's own clock: downtime between attempts left out
         "budget_exhausted": ledger.exhausted_at is not None,
         "group": group_label or "",
         "cpus_per_trial": float(cfg.cpus_per_trial),
         "gpus_per_trial": float(cfg.gpus_per_trial),
-        "start_ts": t0,
+        "start_ts": ledger.t0,
+        "resumes": int(ledger.resumes),
+        "redone_reports": int(ledger.redone),
         **hardware_info(),
         "versions": package_versions(),
         "git_commit": git_commit(),
     }
-    return study_tables(meta, recorder, ledger, cfg)
+    tables = study_tables(meta, recorder, ledger, cfg)
+    resume.save_tables(run_dir, tables)  # before the sweep: a kill before the export reloads them
+    sweep_checkpoints(run_dir)  # nothing resumes a finished study: its last checkpoints are dead weight
+    return tables

@@ -35,7 +35,9 @@ factor, grace period, ...; for ASHA each bracket's rungs and reduction factor), 
 same type. A HyperBand is rebuilt with its public constructor from the saved arguments (its
 bracket sizes are closures over ``max_t``); a *subclass* of ``HyperBandScheduler`` with another
 configuration is refused with a ValueError naming the differences, as is any other type.
-``protocol`` schedulers restore their own configuration or not (PASHA: bookkeeping only).
+``protocol`` schedulers restore their own configuration: PASHA's ``set_state`` takes the saved
+metric, mode, max_t, grace period, reduction factor, progressiveness and ``max_concurrent``, so a
+snapshot loads into a default-built ``PASHA()`` too.
 Version-1 snapshots (no configuration) still load, bookkeeping only.
 - ``unsupported`` (anything else, e.g. PBT): nothing is restored; the restored
   run starts that scheduler empty, exactly as plain Tune does.

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One Slurm node of an OHGW Ray cluster (run by srun, one task per node): start this node's Ray
+# node(s), one per group of its GPUs, labelled ohgw-group=<host>-g<k>; block until SIGTERM, then stop.
+#
+#   ray-node.sh head   <ip:port>    the first node: the Ray head (dashboard on loopback) + its GPU groups
+#   ray-node.sh worker <ip:port>    every other node: GPU groups joined to the head
+#
+# Environment: OHGW_GPUS_PER_GROUP (default 1; must divide the node's GPUs), OHGW_CPUS_PER_GROUP
+# (default: the task's CPUs / groups), RAY_AUTH_MODE / RAY_AUTH_TOKEN_PATH (token auth, on by default).
+# GPUs: SLURM's CUDA_VISIBLE_DEVICES (or nvidia-smi) lists this task's GPUs; groups take them in order.
+set -euo pipefail
+
+usage() { echo "usage: ray-node.sh head|worker <head-ip:port>" >&2; exit 2; }
+[[ $# -eq 2 ]] || usage
+role="$1"
+address="$2"
+[[ "$role" == head || "$role" == worker ]] || usage
+[[ "$address" =~ ^[^:]+:[0-9]+$ ]] || { echo "ray-node.sh: error: address must be <ip>:<port>, got '$address'" >&2; exit 2; }
+port="${address##*:}"
+
+per_group="${OHGW_GPUS_PER_GROUP:-1}"
+[[ "$per_group" =~ ^[1-9][0-9]*$ ]] || {
+    echo "ray-node.sh: error: OHGW_GPUS_PER_GROUP must be a positive integer, got '$per_group'" >&2; exit 2; }
+
+if [[ -n "${CUDA_VISIBLE_DEVICES:-}" ]]; then
+    IFS=, read -r -a gpus <<< "$CUDA_VISIBLE_DEVICES"
+else
+    mapfile -t gpus < <(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null || true)
+fi
+n_gpus=${#gpus[@]}
+if (( n_gpus % per_group != 0 )); then
+    echo "ray-node.sh: error: OHGW_GPUS_PER_GROUP=$per_group does not divide the $n_gpus GPUs of $(hostname -s)" >&2
+    exit 2
+fi
+groups=$(( n_gpus > 0 ? n_gpus / per_group : 1 ))
+n_cpus="${SLURM_CPUS_ON_NODE:-$(nproc)}"
+cpus="${OHGW_CPUS_PER_GROUP:-$(( n_cpus / groups > 0 ? n_cpus / groups : 1 ))}"
+host=$(hostname -s)
+
+stop() {
+    if [[ -n "${sleeper:-}" ]]; then kill "$sleeper" 2>/dev/null || true; fi
+    echo "ray-node.sh: stopping Ray on $host"
+    ray stop --grace-period 30 || true
+    exit 0
+}
+trap stop TERM INT
+
+if [[ "$role" == head ]]; then  # the head itself takes no trials: studies go to the labelled groups
+    ray start --head --port="$port" --num-cpus=0 --num-gpus=0 --dashboard-host=127.0.0.1 \
+        --include-dashboard=true --metrics-export-port=8080
+fi
+for (( k = 0; k < groups; k++ )); do
+    if (( n_gpus > 0 )); then
+        devices=$(IFS=,; echo "${gpus[*]:k*per_group:per_group}")
+        label="ohgw-group=${host}-g${k}"
+    else
+        devices=""
+        label="ohgw-group=${host}-cpu"
+    fi
+    CUDA_VISIBLE_DEVICES="$devices" ray start --address="$address" --num-gpus=$(( n_gpus > 0 ? per_group : 0 )) \
+        --num-cpus="$cpus" --labels="$label" --metrics-export-port=$(( 8081 + k )) \
+        --dashboard-agent-listen-port=$(( 52366 + k ))
+done
+echo "ray-node.sh: $host up ($role, $groups group(s) of $per_group GPU(s))"
+while true; do
+    sleep 3600 &
+    sleeper=$!
+    wait "$sleeper"
+done
