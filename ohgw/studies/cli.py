@@ -60,7 +60,7 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--budget", type=float, help="per-study budget, in --budget-kind units")
     p.add_argument("--budget-kind", choices=BUDGET_KINDS, default="epochs",
                    help="epochs = epoch-equivalents incl. warm-starts (noise-free, default); seconds = wall clock")
-    p.add_argument("--tau", type=float, help="target validation accuracy for T@τ, in [0, 1]")
+    p.add_argument("--tau", type=float, help=f"target {workload.metric} for T@τ (mode {workload.mode}; default: the preset's)")
     p.add_argument("--max-t", type=int, help="epochs of a full trial (top rung)")
     p.add_argument("--eta-h", type=float, help="η_h; default 1e-3 (raw) or 0.05 (normalized)")
     p.add_argument("--step-rule", choices=STEP_RULES, default=DEFAULT_STEP_RULE,
