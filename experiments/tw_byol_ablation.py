@@ -1,0 +1,165 @@
+"""TW-BYOL ablation: a Ray Tune grid over weighting × τ × seeds, plus temporal BYOL side by side.
+
+Grid (defaults): weighting ∈ {uniform, binary, linear, inverse_square, exp} × τ ∈ {5, 10, 20} frames ×
+2 seeds, and temporal BYOL (the same pairs, no weighting) for the same seeds. τ: the method's
+15 / 30 / 60 frames at 30 frames/s are 0.5 / 1 / 2 s; the behaviour video runs at a nominal
+10 frames/s (trainables.ssl.behaviour.FPS), so they become 5 / 10 / 20 frames (``--taus`` changes
+them; ``uniform`` ignores τ and is run at each τ only to keep the grid square). Every trial uses
+the ``cpu`` preset's epochs (25 steps of 64 pairs, ``max_dt`` 20) for ``--max-t`` epochs, one CPU each.
+
+Writes into ``--out`` (default results/tw_byol_ablation): ``runs.parquet`` (every epoch of every
+trial, with its cell), ``table.txt`` / ``table.csv`` (mean ± sd over seeds, at the last epoch, of probe
+F1, kNN accuracy, rare-action recall, Spearman ρ, MRR, kNN accuracy of the identity label, and the
+trial's compute seconds — CPU or GPU, whichever the trial ran on) and the efficiency lines: TW-BYOL
+vs BYOL wall seconds per epoch and training frames/s, measured side by side in the same Tune run.
+Bad input: one line, exit status 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+WEIGHTINGS = ("uniform", "binary", "linear", "inverse_square", "exp")
+METRICS = ("val_probe_f1", "val_knn_acc", "val_rare_recall", "val_spearman", "val_mrr", "val_knn_acc_identity")
+
+
+def ablation_trainable(config: dict) -> None:
+    """The SSL trainable with the grid's cell (method, weighting, τ) folded into its config."""
+    from trainables.scaffold import run_in_tune
+    from trainables.ssl.run import SSLRun
+
+    config = dict(config)
+    cell = config.pop("cell")
+    run_in_tune(SSLRun, {**config, **cell})
+
+
+def cells(taus: list[float], weightings: list[str]) -> list[dict]:
+    out = [{"method": "tw-byol", "weighting": w, "tau": t} for w in weightings for t in taus]
+    return out + [{"method": "byol", "weighting": "uniform", "tau": taus[0]}]
+
+
+def summarise(df, out: str) -> str:
+    """mean ± sd per cell at each trial's last epoch, and the BYOL vs TW-BYOL efficiency lines."""
+    from ohgw import protocol
+
+    last = df.sort_values(protocol.ITERATION).groupby("trial_id").tail(1)
+    keys = ["cell_method", "cell_weighting", "cell_tau"]
+    cols = [*METRICS, protocol.TRIAL_COMPUTE_S]
+    agg = last.groupby(keys)[cols].agg(["mean", "std"])
+    lines = [f"{'cell':<34}" + "".join(f"{c.replace('val_', ''):>22}" for c in cols)]
+    rows = []
+    for key, r in agg.iterrows():
+        name = f"{key[0]} {key[1]} τ={key[2]:g}" if key[0] == "tw-byol" else "byol (temporal, uniform)"
+        cells_txt = [f"{r[(c, 'mean')]:.3f} ± {r[(c, 'std')]:.3f}" for c in cols]
+        lines.append(f"{name:<34}" + "".join(f"{t:>22}" for t in cells_txt))
+        rows.append({"cell": name, **{f"{c}_mean": r[(c, 'mean')] for c in cols},
+                     **{f"{c}_sd": r[(c, 'std')] for c in cols}, "n": int(last.groupby(keys).size()[key])})
+    later = df[df[protocol.ITERATION] > 1]  # epoch 1 carries start-up costs
+    eff = later.groupby("cell_method")[[protocol.EPOCH_S, protocol.SAMPLES_PER_S]].mean()
+    if {"byol", "tw-byol"} <= set(eff.index):
+        b, t = eff.loc["byol"], eff.loc["tw-byol"]
+        lines += ["", f"efficiency (epochs ≥ 2, same Tune run): BYOL {b[protocol.EPOCH_S]:.2f} s/epoch, "
+                      f"{b[protocol.SAMPLES_PER_S]:.0f} frames/s; TW-BYOL {t[protocol.EPOCH_S]:.2f} s/epoch, "
+                      f"{t[protocol.SAMPLES_PER_S]:.0f} frames/s; TW/BYOL wall ratio "
+                      f"{t[protocol.EPOCH_S] / b[protocol.EPOCH_S]:.3f}"]
+    import pandas as pd
+
+    text = "\n".join(lines) + "\n"
+    _atomic(os.path.join(out, "table.txt"), lambda p: Path(p).write_text(text))
+    _atomic(os.path.join(out, "table.csv"), lambda p: pd.DataFrame(rows).to_csv(p, index=False))
+    return text
+
+
+def _atomic(path: str, write) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tw_byol_ablation.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.error = lambda msg: p.exit(2, f"tw_byol_ablation.py: error: {msg}\n")  # one line
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--max-t", type=int, default=3)
+    p.add_argument("--taus", default="5,10,20", help="τ values in frames, comma-separated")
+    p.add_argument("--weightings", default=",".join(WEIGHTINGS))
+    p.add_argument("--steps-per-epoch", type=int, default=25)
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--out", default=os.path.join("results", "tw_byol_ablation"))
+    args = p.parse_args(argv)
+    try:
+        taus = [float(t) for t in args.taus.split(",") if t.strip()]
+        if not taus or any(t <= 0 for t in taus):
+            raise ValueError(f"--taus must be numbers > 0, got {args.taus!r}")
+        weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
+        bad = [w for w in weightings if w not in WEIGHTINGS]
+        if bad or not weightings:
+            raise ValueError(f"--weightings must be from {WEIGHTINGS}, got {args.weightings!r}")
+        for name in ("seeds", "max_t", "steps_per_epoch"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        from trainables.ssl import PRESETS, resolve_config
+
+        base = {**PRESETS["cpu"]["base_config"], "steps_per_epoch": args.steps_per_epoch, "max_t": args.max_t}
+        resolve_config(base)
+    except (ValueError, ImportError) as e:
+        print(f"tw_byol_ablation.py: error: {e}", file=sys.stderr)
+        return 2
+    import ray
+    from ray import tune
+
+    from ohgw import protocol
+
+    os.makedirs(args.out, exist_ok=True)
+    grid = cells(taus, weightings)
+    print(f"tw_byol_ablation: {len(grid)} cells × {args.seeds} seeds, {args.max_t} epochs each → {args.out}",
+          file=sys.stderr, flush=True)
+    t0 = time.time()
+    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        results = tune.Tuner(
+            tune.with_resources(ablation_trainable, {"cpu": 1}),
+            param_space={**base, "cell": tune.grid_search(grid), protocol.SEED_KEY: tune.grid_search(
+                list(range(args.seeds)))},
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=os.path.abspath(os.path.join(args.out, "_tune")),
+                                      name="tw_byol_ablation", verbose=1),
+        ).fit()
+    finally:
+        ray.shutdown()
+    import pandas as pd
+
+    frames = []
+    for r in results:
+        if r.metrics_dataframe is None:
+            continue
+        d = r.metrics_dataframe.copy()
+        cell = r.config["cell"]
+        d["cell_method"], d["cell_weighting"], d["cell_tau"] = cell["method"], cell["weighting"], cell["tau"]
+        d["seed"] = r.config[protocol.SEED_KEY]
+        frames.append(d)
+    if not frames:
+        print("tw_byol_ablation.py: error: no trial reported a result", file=sys.stderr)
+        return 1
+    df = pd.concat(frames, ignore_index=True)
+    keep = [c for c in df.columns if not isinstance(df[c].iloc[0], dict)]
+    _atomic(os.path.join(args.out, "runs.parquet"), lambda p_: df[keep].to_parquet(p_, index=False))
+    print(summarise(df, args.out), end="")
+    shutil.rmtree(os.path.join(args.out, "_tune"), ignore_errors=True)  # the trials' checkpoints: exported above
+    print(f"{len(results)} trials ({len(results.errors)} errors) in {time.time() - t0:.0f} s; wrote "
+          f"{args.out}/runs.parquet, table.txt, table.csv", file=sys.stderr)
+    return 1 if results.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Temporal self-supervised pretraining on video frames: BYOL, TW-BYOL, temporal SimCLR, with OHGW.
+
+- :mod:`~trainables.ssl.frames`: frame-folder clips, windows, the split by clip, device cache / streaming;
+- :mod:`~trainables.ssl.behaviour`: the embedded default, a synthetic "behaviour video" written as PNG folders;
+- :mod:`~trainables.ssl.views`: view pairs (Δt ≤ max_dt) and batched augmentation at a strength hp;
+- :mod:`~trainables.ssl.losses`: BYOL, TW-BYOL weightings and reduction, temporal SimCLR, the EMA schedule;
+- :mod:`~trainables.ssl.models`: the small conv encoder, the ResNet-20 trunk, heads, :class:`SSLNet`;
+- :mod:`~trainables.ssl.metrics`: kNN, ridge probe F1, rare-label recall, Spearman ρ, MRR, RankMe;
+- :mod:`~trainables.ssl.problem`: the hyper-gradient problem (EMA update unrolled);
+- :mod:`~trainables.ssl.run`: the run object :class:`SSLRun` (a :class:`trainables.scaffold.Run`), its Tune
+  trainable :func:`train_ssl` and driver :func:`train_epochs`;
+- ``python -m trainables.ssl.train`` (one run → Parquet) and ``python -m trainables.ssl.visualize`` (PNG).
+
+:func:`workload` is what ``experiments/ssl_asha_vs_ohgw.py`` hands to the study harness.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainables.ssl.config import CONTINUOUS, DEFAULT_CONFIG, METHODS, resolve_config
+from trainables.ssl.run import METRIC, SSLRun, train_epochs, train_ssl
+
+# The studies' tuned metric: the linear probe's macro-F1 of the action label on held-out clips. On the
+# behaviour video the kNN accuracy of the action label stays near the share of its majority class
+# ("still") through the first epochs whatever the hyper-parameters, so it cannot rank trials there;
+# the probe's F1 rises with training (random init ≈ 0.25, ≈ 0.37 after five 40-step epochs) and does.
+STUDY_METRIC = "val_probe_f1"
+
+# Search ranges (natural units): lr and wd log-uniform; ema_gap = 1 − m on log10 (m ∈ [0.9, 0.999]);
+# tau in frames of the 10 fps behaviour video (2–40 frames = 0.2–4 s); temperature log; strength linear.
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "lr": (1e-3, 0.5, "log10"),
+    "wd": (1e-6, 1e-3, "log10"),
+    "ema_gap": (1e-3, 0.1, "log10"),
+    "tau": (2.0, 40.0, "log10"),
+    "temperature": (0.03, 1.0, "log10"),
+    "aug_strength": (0.0, 1.0, "identity"),
+}
+
+# Study presets. cpu: the embedded behaviour video on the CPU, 1 trial per study (2 studies at once on
+# 2 cores), 25-step epochs (the evaluation stays near 10 % of an epoch), max_t 6 (ASHA rungs 1, 3 at
+# η = 3), τ = 0.42 probe F1 (random init ≈ 0.33; temporal BYOL at lr 0.1 reached 0.48 after 200 steps). gpu: full epochs on one GPU per study,
+# 4 trials per study at 0.25 GPU.
+_CPU_BASE = {"steps_per_epoch": 25, "batch_size": 64}
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {"base_config": _CPU_BASE, "max_t": 6, "seeds": 3, "budget": 14.0, "tau": 0.42,
+            "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "trials_per_study": 1},
+    "gpu": {"base_config": {"batch_size": 256, "device": "cuda"}, "max_t": 27, "seeds": 20, "budget": 150.0,
+            "tau": 0.6, "cpus_per_trial": 2.0, "gpus_per_trial": 0.25, "trials_per_study": 4},
+}  # fmt: skip
+
+
+def search_space(method: str = "tw-byol"):
+    """The :class:`ohgw.space.SearchSpace` of ``method``'s continuous hyper-parameters (:data:`BOUNDS`)."""
+    from ohgw.space import SearchSpace
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return SearchSpace.from_bounds({k: BOUNDS[k] for k in CONTINUOUS[method]})
+
+
+def workload(method: str = "tw-byol", metric: str = STUDY_METRIC):
+    """The :class:`ohgw.studies.workload.Workload` of one SSL method (default metric :data:`STUDY_METRIC`, max)."""
+    from ohgw.studies.workload import Workload
+
+    space = search_space(method)
+    presets = {name: {**p, "base_config": {**p["base_config"], "method": method}} for name, p in PRESETS.items()}
+    return Workload(f"ssl-{method}", trainable=train_ssl, space=space, presets=presets, metric=metric, mode="max",
+                    metric_range=(0.0, 1.0), check_base_config=resolve_config)
+
+
+__all__ = ["BOUNDS", "CONTINUOUS", "DEFAULT_CONFIG", "METHODS", "METRIC", "PRESETS", "STUDY_METRIC", "SSLRun",
+           "resolve_config", "search_space", "train_epochs", "train_ssl", "workload"]
