@@ -272,19 +272,19 @@ def _recorder(pasha: WindowPASHA, path: str):
     return Recorder()
 
 
-@pytest.mark.ray
-def test_real_tuner_four_trials_at_once_with_slow_saves_loses_no_promotion(ray_local, tmp_path):
+def _run_with_slow_saves(tmp_path, attempt: int):
+    """One real Tuner run of N_TRIALS trials, 4 at once, slow saves; checks every promotion; returns its window."""
     from ray import tune
 
     pasha = WindowPASHA(metric="acc", mode="max", max_t=MAX_T, grace_period=1, reduction_factor=2, max_concurrent=4)
-    path = str(tmp_path / "record.json")
+    path = str(tmp_path / f"record-{attempt}.json")
     t0 = time.monotonic()
     grid = tune.Tuner(
         tune.with_resources(_slow_save_trainable_class(), {"cpu": 0.5}),  # 4 trials at once on 2 CPUs
         param_space={"i": tune.grid_search(list(range(N_TRIALS))), "max_t": MAX_T},
         tune_config=tune.TuneConfig(scheduler=pasha, reuse_actors=True),
         run_config=tune.RunConfig(
-            name="save_window", storage_path=str(tmp_path), verbose=0, callbacks=[_recorder(pasha, path)]
+            name=f"save_window-{attempt}", storage_path=str(tmp_path), verbose=0, callbacks=[_recorder(pasha, path)]
         ),
     ).fit()
     elapsed = time.monotonic() - t0
@@ -296,8 +296,6 @@ def test_real_tuner_four_trials_at_once_with_slow_saves_loses_no_promotion(ray_l
         by_trial[tid].append((it, resumed_from))
     for tid, seq in by_trial.items():  # every epoch once, in order: resumed from its checkpoint
         assert [it for it, _ in seq] == list(range(1, len(seq) + 1)), (tid, seq)
-    # the window was hit: some trial was promoted while Tune still saved its pause checkpoint
-    assert rec["window"], f"no promotion fell into a checkpoint save ({elapsed:.0f} s run); widen SAVE_S"
     # every promoted rung entry reported past its rung, and each promotion ran exactly once
     lost = [
         (tid, int(level))
@@ -310,3 +308,17 @@ def test_real_tuner_four_trials_at_once_with_slow_saves_loses_no_promotion(ray_l
         assert sum(it == resume_from + 1 for it, _ in by_trial[tid]) == 1, (tid, resume_from, by_trial[tid])
     for tid, level in rec["window"]:  # resumed from the rung's checkpoint, not from scratch
         assert any(it == level + 1 and r == level for it, r in by_trial[tid]), (tid, level, by_trial[tid])
+    return rec["window"], elapsed
+
+
+@pytest.mark.ray
+def test_real_tuner_four_trials_at_once_with_slow_saves_loses_no_promotion(ray_local, tmp_path):
+    # the window must be hit (a trial promoted while Tune still saved its pause checkpoint) for the run to
+    # test anything; whether it is depends on timing, so a run that missed it is repeated, up to 3 runs
+    runs = []
+    for attempt in range(3):
+        window, elapsed = _run_with_slow_saves(tmp_path, attempt)
+        runs.append(f"{elapsed:.0f} s")
+        if window:
+            return
+    pytest.fail(f"no promotion fell into a checkpoint save in 3 runs ({', '.join(runs)}); widen SAVE_S")
