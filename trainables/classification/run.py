@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from ohgw import protocol
 from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
 from trainables.scaffold import TrainResult, run_epochs, run_in_tune, set_num_threads
+from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 
 from .augment import magnitude_augment, sample_draws
 from .config import CONTINUOUS, DEFAULT_CONFIG, resolve_config, resolve_device
@@ -253,13 +254,8 @@ class ClassificationRun:
             "ws_done": self.ws_done,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
+            **rng_state(self.generator, self.device),
         }
-        if self.cuda:
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -269,24 +265,13 @@ class ClassificationRun:
         self.model.load_state_dict(state["model"])
         self._build_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        if self.cuda and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        set_rng_state(state, self.generator, self.device)
 
     def save(self, directory: str | os.PathLike) -> str:
-        path = os.path.join(os.fspath(directory), CHECKPOINT_FILE)
-        torch.save(self.state_dict(), path)
-        return path
+        return save_state(directory, CHECKPOINT_FILE, self.state_dict())
 
     def load(self, directory: str | os.PathLike) -> None:
-        path = os.path.join(os.fspath(directory), CHECKPOINT_FILE)
-        if not os.path.isfile(path):
-            raise ValueError(f"checkpoint directory {os.fspath(directory)!r} has no {CHECKPOINT_FILE}")
-        # RNG states must stay CPU tensors; model and optimizer state are copied to the device on load
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        self.load_state_dict(load_state(directory, CHECKPOINT_FILE))
 
 
 def train_epochs(

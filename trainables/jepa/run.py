@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from ohgw import protocol
 from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
 from trainables.scaffold import TrainResult, run_epochs, run_in_tune, set_num_threads
+from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 
 from . import evaluate as ev
 from .config import CONTINUOUS, resolve_config, resolve_device, world_spec
@@ -229,29 +230,20 @@ class JepaRun:
             self.warm_start()
         return {"epoch": self.epoch, "hp": dict(self.hp), "ws_done": self.ws_done, "refs": self.refs,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
+                **rng_state(self.generator, self.device)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.epoch, self.hp, self.ws_done, self.refs = state["epoch"], dict(state["hp"]), state["ws_done"], state["refs"]
         self.model.load_state_dict(state["model"])
         self._build_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
+        set_rng_state(state, self.generator, self.device)
 
     def save(self, directory: str | os.PathLike) -> str:
-        path = os.path.join(os.fspath(directory), CHECKPOINT_FILE)
-        torch.save(self.state_dict(), path)
-        return path
+        return save_state(directory, CHECKPOINT_FILE, self.state_dict())
 
     def load(self, directory: str | os.PathLike) -> None:
-        path = os.path.join(os.fspath(directory), CHECKPOINT_FILE)
-        if not os.path.isfile(path):
-            raise ValueError(f"checkpoint directory {os.fspath(directory)!r} has no {CHECKPOINT_FILE}")
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        self.load_state_dict(load_state(directory, CHECKPOINT_FILE))
 
 
 def train_epochs(config: Mapping[str, Any], epochs: int, *, restore_from: str | os.PathLike | None = None,

@@ -53,6 +53,7 @@ import torch
 from ohgw import protocol
 from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
 from trainables.scaffold import TrainResult, make_trainable, run_epochs, set_num_threads
+from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 
 from . import metrics as M
 from .behaviour import ensure_video
@@ -465,10 +466,7 @@ class SSLRun:
             self.warm_start()
         state = {"epoch": self.epoch, "step": self.step, "hp": dict(self.hp), "ws_done": self.ws_done,
                  "net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                 "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
-        if self.cuda:
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+                 **rng_state(self.generator, self.device)}
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -476,23 +474,13 @@ class SSLRun:
         self.net.load_state_dict(state["net"])
         self._build_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        if self.cuda and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        set_rng_state(state, self.generator, self.device)
 
     def save(self, directory: str | os.PathLike) -> str:
-        path = os.path.join(os.fspath(directory), CHECKPOINT_FILE)
-        torch.save(self.state_dict(), path)
-        return path
+        return save_state(directory, CHECKPOINT_FILE, self.state_dict())
 
     def load(self, directory: str | os.PathLike) -> None:
-        path = os.path.join(os.fspath(directory), CHECKPOINT_FILE)
-        if not os.path.isfile(path):
-            raise ValueError(f"checkpoint directory {os.fspath(directory)!r} has no {CHECKPOINT_FILE}")
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        self.load_state_dict(load_state(directory, CHECKPOINT_FILE))
 
 
 
