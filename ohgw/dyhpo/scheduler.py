@@ -82,9 +82,9 @@ from ohgw import protocol
 from ohgw.dyhpo import acquisition, gp
 from ohgw.dyhpo.encoding import ConfigEncoder, space_from
 from ohgw.dyhpo.surrogate import DeepKernelSurrogate, FitReport, Observations
+from ohgw.tune.capacity import Workers
 
 STATE_VERSION = 1
-_CAPACITY_REFRESH_S = 10.0
 logger = logging.getLogger(__name__)
 
 
@@ -188,7 +188,7 @@ class DyHPO(TrialScheduler):
         self._since_fit = 0
         self._fits: list[FitReport] = []
         self._decide_s: list[float] = []
-        self._capacity: tuple[float, int] | None = None
+        self._capacity = Workers()
 
     # ------------------------------------------------------------------ read-only views
     @property
@@ -461,14 +461,7 @@ class DyHPO(TrialScheduler):
         )
 
     def _workers(self, trials: list[Trial]) -> int:
-        if self._max_concurrent is not None:
-            return self._max_concurrent
-        from ohgw.pasha.scheduler import _cluster_capacity
-
-        now = time.monotonic()
-        if self._capacity is None or now - self._capacity[0] > _CAPACITY_REFRESH_S:
-            self._capacity = (now, _cluster_capacity(trials))
-        return self._capacity[1]
+        return self._capacity.count(trials, self._max_concurrent)
 
     def debug_string(self) -> str:
         return (f"DyHPO: {len(self._started)} started, {len(self._queue)} queued, "

@@ -65,7 +65,6 @@ Example (mode must be given, here or via ``TuneConfig``; syne-tune's default wou
 from __future__ import annotations
 
 import logging
-import math
 import time
 import warnings
 from typing import Any
@@ -74,10 +73,10 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers.trial_scheduler import TrialScheduler
 
 from ohgw.pasha.rungs import PashaRungs, validate
+from ohgw.tune.capacity import Workers
 
 STATE_VERSION = 1
 _DECISION = {"continue": TrialScheduler.CONTINUE, "pause": TrialScheduler.PAUSE, "stop": TrialScheduler.STOP}
-_CAPACITY_REFRESH_S = 10.0
 _STUCK_WARN_S = 30.0
 logger = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ class PASHA(TrialScheduler):
         self._errored: dict[str, dict[str, int | None]] = {}
         self._to_stop: set[str] = set()
         self._log: list[tuple] = []
-        self._capacity: tuple[float, int] | None = None
+        self._capacity = Workers()
         self._stuck_since: float | None = None
         self._warned_stuck = False
         if mode is not None:
@@ -359,12 +358,7 @@ class PASHA(TrialScheduler):
         return None
 
     def _workers(self, trials: list[Trial]) -> int:
-        if self._max_concurrent is not None:
-            return self._max_concurrent
-        now = time.monotonic()
-        if self._capacity is None or now - self._capacity[0] > _CAPACITY_REFRESH_S:
-            self._capacity = (now, _cluster_capacity(trials))
-        return self._capacity[1]
+        return self._capacity.count(trials, self._max_concurrent)
 
     def debug_string(self) -> str:
         name = "PASHA" if self._progressive else "PromotionASHA"
@@ -458,15 +452,3 @@ class PromotionASHA(PASHA):
         max_concurrent: int | None = None,
     ):
         super().__init__(time_attr, metric, mode, max_t, grace_period, reduction_factor, False, max_concurrent)
-
-
-def _cluster_capacity(trials: list[Trial]) -> int:
-    """How many trials of the first trial's resource request fit into the Ray cluster at once."""
-    import ray
-
-    if not trials or not ray.is_initialized():
-        return 1
-    request = trials[0].placement_group_factory.required_resources
-    total = ray.cluster_resources()
-    fits = [math.floor(total.get(k, 0.0) / v + 1e-9) for k, v in request.items() if v > 0]
-    return max(1, min(fits)) if fits else 1
