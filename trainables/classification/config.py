@@ -15,7 +15,6 @@ ValueError: momentum must be in [0, 1), got 1.0
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from ohgw import protocol
+from trainables import checks
 
 from .data import DATASETS, check_source
 
@@ -53,30 +53,13 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CONTINUOUS = ("lr", "wd", "momentum", "aug_magnitude", "label_smoothing")
 
 
-def _number(config: Mapping, name: str) -> float:
-    v = config[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    return v
-
-
-def _integer(config: Mapping, name: str, low: int) -> int:
-    v = config[name]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    return int(v)
-
-
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """DEFAULT_CONFIG updated with ``config``, validated; a ValueError names the first bad key and its rule."""
     cfg = {**DEFAULT_CONFIG, **dict(config)}
     if cfg["dataset"] not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {cfg['dataset']!r}")
-    lr, wd, mu = _number(cfg, "lr"), _number(cfg, "wd"), _number(cfg, "momentum")
-    m, ls = _number(cfg, "aug_magnitude"), _number(cfg, "label_smoothing")
+    lr, wd, mu = checks.number(cfg, "lr"), checks.number(cfg, "wd"), checks.number(cfg, "momentum")
+    m, ls = checks.number(cfg, "aug_magnitude"), checks.number(cfg, "label_smoothing")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     if wd < 0:
@@ -89,7 +72,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"aug_magnitude must be >= 0, got {m}")
     cfg.update(lr=lr, wd=wd, momentum=mu, aug_magnitude=m, label_smoothing=ls)
     for name, low in (("batch_size", 1), ("max_t", 1), ("width", 1), (protocol.SEED_KEY, 0), ("split_seed", 0)):
-        cfg[name] = _integer(cfg, name, low)
+        cfg[name] = checks.integer(cfg, name, low)
     if cfg["precision"] not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg['precision']!r}")
     for name in ("nesterov", "download", "compile", "channels_last"):

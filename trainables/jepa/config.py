@@ -20,7 +20,6 @@ ValueError: unknown config key 'var_cof' for model_type VICReg; did you mean 'va
 from __future__ import annotations
 
 import difflib
-import math
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from ohgw import protocol
+from trainables import checks
 
 from .world import WORLD_TYPES, WorldSpec
 
@@ -103,30 +103,6 @@ def _closest(key: str, known: Iterable[str]) -> str:
     return f"; did you mean {match[0]!r}?" if match else ""
 
 
-def _number(cfg: Mapping, name: str, low: float | None = None, strict: bool = False) -> float:
-    v = cfg[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
-    v = float(v)
-    if low is not None and (v <= low if strict else v < low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {v}")
-    return v
-
-
-def _integer(cfg: Mapping, name: str, low: int, high: int | None = None) -> int:
-    v = cfg[name]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low or (high is not None and v > high):
-        rule = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer {rule}, got {v!r}")
-    return int(v)
-
-
-def _choice(cfg: Mapping, name: str, choices: tuple[str, ...]) -> str:
-    if cfg[name] not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {cfg[name]!r}")
-    return cfg[name]
-
-
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The defaults of ``config["model_type"]`` updated with ``config``, validated (ValueError names the key)."""
     model = config.get("model_type", COMMON["model_type"])
@@ -137,14 +113,14 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         if key not in defaults and not protocol.is_protocol_key(key):
             raise ValueError(f"unknown config key {key!r} for model_type {model}{_closest(key, defaults)}")
     cfg = {**defaults, **dict(config)}
-    _choice(cfg, "dataset_type", WORLD_TYPES)
-    _choice(cfg, "optimizer", OPTIMIZERS)
+    checks.choice(cfg, "dataset_type", WORLD_TYPES)
+    checks.choice(cfg, "optimizer", OPTIMIZERS)
     if cfg["probe_ridge"] != "cv":
-        cfg["probe_ridge"] = _number(cfg, "probe_ridge", 0.0)
+        cfg["probe_ridge"] = checks.number(cfg, "probe_ridge", 0.0)
     for name in ("dataset_noise", "dataset_static_noise", "wd", "grad_clip", "collapse_rank", "collapse_std"):
-        cfg[name] = _number(cfg, name, 0.0)
-    cfg["lr"] = _number(cfg, "lr", 0.0, strict=True)
-    cfg["momentum"] = _number(cfg, "momentum", 0.0)
+        cfg[name] = checks.number(cfg, name, 0.0)
+    cfg["lr"] = checks.number(cfg, "lr", 0.0, strict=True)
+    cfg["momentum"] = checks.number(cfg, "momentum", 0.0)
     if cfg["momentum"] >= 1:
         raise ValueError(f"momentum must be in [0, 1), got {cfg['momentum']}")
     for name in ("dataset_structured_noise", "eval_rollout"):
@@ -153,25 +129,25 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         cfg[name] = bool(cfg[name])
     for name, low in (("dataset_size", 2), ("probe_size", 2), ("val_size", 2), ("test_size", 2), ("data_seed", 0),
                       ("batch_size", 2), ("max_t", 1), ("embedding_dim", 1), ("width", 1), (protocol.SEED_KEY, 0)):
-        cfg[name] = _integer(cfg, name, low)
+        cfg[name] = checks.integer(cfg, name, low)
     if cfg["batch_size"] > cfg["dataset_size"]:
         raise ValueError(f"batch_size {cfg['batch_size']} is larger than dataset_size {cfg['dataset_size']}")
     if model in ("VICReg", "SimCLR"):
-        _choice(cfg, "predictor", PREDICTORS)
-        cfg["pred_horizon"] = _integer(cfg, "pred_horizon", 1, MAX_HORIZON)
-        cfg["predictor_hidden"] = _integer(cfg, "predictor_hidden", 1)
-        cfg["teacher_forcing"] = _number(cfg, "teacher_forcing", 0.0)
+        checks.choice(cfg, "predictor", PREDICTORS)
+        cfg["pred_horizon"] = checks.integer(cfg, "pred_horizon", 1, MAX_HORIZON)
+        cfg["predictor_hidden"] = checks.integer(cfg, "predictor_hidden", 1)
+        cfg["teacher_forcing"] = checks.number(cfg, "teacher_forcing", 0.0)
         if cfg["teacher_forcing"] > 1:
             raise ValueError(f"teacher_forcing must be in [0, 1], got {cfg['teacher_forcing']}")
     if model == "VICReg":
-        cfg["var_coeff"], cfg["cov_coeff"] = _number(cfg, "var_coeff", 0.0), _number(cfg, "cov_coeff", 0.0)
+        cfg["var_coeff"], cfg["cov_coeff"] = checks.number(cfg, "var_coeff", 0.0), checks.number(cfg, "cov_coeff", 0.0)
     if model == "SimCLR":
-        cfg["temperature"] = _number(cfg, "temperature", 0.0, strict=True)
-        cfg["ref_temperature"] = _number(cfg, "ref_temperature", 0.0, strict=True)
+        cfg["temperature"] = checks.number(cfg, "temperature", 0.0, strict=True)
+        cfg["ref_temperature"] = checks.number(cfg, "ref_temperature", 0.0, strict=True)
     if model == "RSSM":
-        cfg["kl_scale"], cfg["free_nats"] = _number(cfg, "kl_scale", 0.0), _number(cfg, "free_nats", 0.0)
+        cfg["kl_scale"], cfg["free_nats"] = checks.number(cfg, "kl_scale", 0.0), checks.number(cfg, "free_nats", 0.0)
         for name in ("det_dim", "stoch_dim", "rssm_hidden"):
-            cfg[name] = _integer(cfg, name, 1)
+            cfg[name] = checks.integer(cfg, name, 1)
     dev = cfg["device"]
     if not isinstance(dev, str) or not (dev in ("auto", "cpu") or dev.startswith("cuda")):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {dev!r}")

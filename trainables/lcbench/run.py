@@ -61,6 +61,7 @@ import numpy as np
 from ohgw import protocol
 from ohgw.space import SearchSpace
 from ohgw.warmstart import WarmStartRecord, instruction, warm_start_with
+from trainables import checks
 from trainables.scaffold import TrainResult, make_trainable, run_epochs
 
 from . import surrogate as sur
@@ -101,32 +102,16 @@ def busy(seconds: float) -> int:
     return n
 
 
-def _number(cfg: Mapping, name: str) -> float:
-    v = cfg[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(float(v)):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
-    return float(v)
-
-
-def _integer(cfg: Mapping, name: str, low: int, high: int) -> int:
-    v = cfg[name]
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not (low <= v <= high):
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {v!r}")
-    return int(v)
-
-
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """DEFAULT_CONFIG updated with ``config`` (other keys kept), validated; ValueError names the key."""
     cfg = {**DEFAULT_CONFIG, **dict(config)}
-    cfg["task_id"] = _integer(cfg, "task_id", 0, 10**9)
+    cfg["task_id"] = checks.integer(cfg, "task_id", 0, 10**9)
     for k in (*CONTINUOUS, "max_dropout", "epoch_s", "noise"):
-        cfg[k] = _number(cfg, k)
+        cfg[k] = checks.number(cfg, k)
     for k in ("batch_size", "num_layers", "max_units"):
-        cfg[k] = _integer(cfg, k, *map(int, sur.RANGES[k]))
-    cfg[protocol.MAX_T_KEY] = _integer(cfg, protocol.MAX_T_KEY, 1, sur.MAX_EPOCH)
-    cfg[protocol.SEED_KEY] = _integer(cfg, protocol.SEED_KEY, 0, 2**63 - 1)
+        cfg[k] = checks.integer(cfg, k, *map(int, sur.RANGES[k]))
+    cfg[protocol.MAX_T_KEY] = checks.integer(cfg, protocol.MAX_T_KEY, 1, sur.MAX_EPOCH)
+    cfg[protocol.SEED_KEY] = checks.integer(cfg, protocol.SEED_KEY, 0, 2**63 - 1)
     if cfg["epoch_s"] < 0 or cfg["noise"] < 0:
         raise ValueError(f"epoch_s and noise must be >= 0, got {cfg['epoch_s']!r}, {cfg['noise']!r}")
     sur.check(cfg["task_id"], _inputs(cfg, {k: cfg[k] for k in CONTINUOUS}))

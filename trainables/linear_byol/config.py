@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ohgw import protocol
+from trainables import checks
 
 ARCHS = ("linear", "mlp")
 DEVICES = ("cpu", "cuda", "auto")
@@ -57,28 +58,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-def _number(cfg: Mapping, name: str) -> float:
-    v = cfg[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(float(v)):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
-    return float(v)
-
-
-def _integer(cfg: Mapping, name: str, low: int, high: int = 2**62) -> int:
-    v = cfg[name]
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not (low <= v <= high):
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {v!r}")
-    return int(v)
-
-
-def _choice(cfg: Mapping, name: str, choices: Sequence[str]) -> str:
-    if cfg[name] not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {cfg[name]!r}")
-    return str(cfg[name])
-
-
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """DEFAULT_CONFIG updated with ``config`` (other keys kept), validated; ValueError names the key.
 
@@ -87,7 +66,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     given = dict(config)
     cfg = {**DEFAULT_CONFIG, **given}
     if "ema_m" in given:
-        m = _number(given, "ema_m")
+        m = checks.number(given, "ema_m")
         if not 0.0 <= m < 1.0:
             raise ValueError(f"ema_m must be in [0, 1), got {m!r}")
         if "tau" in given and not math.isclose(float(given["tau"]), 1.0 - m, rel_tol=1e-9, abs_tol=1e-12):
@@ -95,7 +74,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         cfg["tau"] = 1.0 - m
     for k in ("sigma_n", "lr_pred", "lr_enc", "mom_pred", "mom_enc", "tau", "auto_alpha_c", "auto_beta_c",
               "init_scale"):
-        cfg[k] = _number(cfg, k)
+        cfg[k] = checks.number(cfg, k)
     if not 0.0 < cfg["tau"] <= 1.0:
         raise ValueError(f"tau must be in (0, 1] (ema_m = 1 - tau in [0, 1)), got {cfg['tau']!r}")
     cfg["ema_m"] = 1.0 - cfg["tau"]
@@ -108,29 +87,29 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for k in ("auto_alpha_c", "auto_beta_c", "sigma_n"):
         if cfg[k] < 0:
             raise ValueError(f"{k} must be >= 0, got {cfg[k]!r}")
-    cfg["diverge_loss"] = _number(cfg, "diverge_loss")
+    cfg["diverge_loss"] = checks.number(cfg, "diverge_loss")
     if cfg["diverge_loss"] <= 0:
         raise ValueError(f"diverge_loss must be > 0, got {cfg['diverge_loss']!r}")
     if cfg["init_scale"] <= 0:
         raise ValueError(f"init_scale must be > 0, got {cfg['init_scale']!r}")
-    cfg["d_latent"] = _integer(cfg, "d_latent", 1)
-    cfg["d_obs"] = _integer(cfg, "d_obs", 1)
+    cfg["d_latent"] = checks.integer(cfg, "d_latent", 1)
+    cfg["d_obs"] = checks.integer(cfg, "d_obs", 1)
     if cfg["d_latent"] > cfg["d_obs"]:
         raise ValueError(f"d_latent ({cfg['d_latent']}) must be <= d_obs ({cfg['d_obs']})")
     for k in ("batch_size", "samples_per_epoch", "pred_update_every", "enc_update_every", "hidden", "eval_samples",
               "log_every", "power_iters"):
-        cfg[k] = _integer(cfg, k, 1)
-    cfg[protocol.MAX_T_KEY] = _integer(cfg, protocol.MAX_T_KEY, 1)
-    cfg[protocol.SEED_KEY] = _integer(cfg, protocol.SEED_KEY, 0, 2**63 - 1)
+        cfg[k] = checks.integer(cfg, k, 1)
+    cfg[protocol.MAX_T_KEY] = checks.integer(cfg, protocol.MAX_T_KEY, 1)
+    cfg[protocol.SEED_KEY] = checks.integer(cfg, protocol.SEED_KEY, 0, 2**63 - 1)
     if cfg["data_seed"] is not None:
-        cfg["data_seed"] = _integer(cfg, "data_seed", 0, 2**63 - 1)
+        cfg["data_seed"] = checks.integer(cfg, "data_seed", 0, 2**63 - 1)
     if not isinstance(cfg["freeze_enc"], (bool, np.bool_)):
         raise ValueError(f"freeze_enc must be a bool, got {cfg['freeze_enc']!r}")
     cfg["freeze_enc"] = bool(cfg["freeze_enc"])
-    cfg["enc"], cfg["pred"] = _choice(cfg, "enc", ARCHS), _choice(cfg, "pred", ARCHS)
-    cfg["enc_init"] = _choice(cfg, "enc_init", ("random", "pinv"))
-    cfg["device"] = _choice(cfg, "device", DEVICES)
-    cfg["dtype"] = _choice(cfg, "dtype", ("float32", "float64"))
+    cfg["enc"], cfg["pred"] = checks.choice(cfg, "enc", ARCHS), checks.choice(cfg, "pred", ARCHS)
+    cfg["enc_init"] = checks.choice(cfg, "enc_init", ("random", "pinv"))
+    cfg["device"] = checks.choice(cfg, "device", DEVICES)
+    cfg["dtype"] = checks.choice(cfg, "dtype", ("float32", "float64"))
     return cfg
 
 

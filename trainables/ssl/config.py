@@ -19,13 +19,13 @@ ValueError: tau must be > 0, got 0.0
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ohgw import protocol
+from trainables import checks
 
 from .frames import check_window
 from .losses import EMA_SCHEDULES, WEIGHT_NORMS, WEIGHTINGS
@@ -83,28 +83,6 @@ CONTINUOUS = {
 }
 
 
-def _number(cfg: Mapping, name: str) -> float:
-    v = cfg[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    return v
-
-
-def _integer(cfg: Mapping, name: str, low: int) -> int:
-    v = cfg[name]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    return int(v)
-
-
-def _choice(cfg: Mapping, name: str, options) -> None:
-    if cfg[name] not in options:
-        raise ValueError(f"{name} must be one of {tuple(options)}, got {cfg[name]!r}")
-
-
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """DEFAULT_CONFIG updated with ``config``, validated; ValueError names the first bad key."""
     unknown = sorted(k for k in config if k not in DEFAULT_CONFIG and not protocol.is_protocol_key(k))
@@ -115,10 +93,10 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
                           ("weight_norm", WEIGHT_NORMS), ("ema_schedule", EMA_SCHEDULES),
                           ("infonce_form", ("out", "in")), ("encoder", ENCODERS), ("activation", ACTIVATIONS),
                           ("precision", PRECISIONS), ("cache", CACHES)):
-        _choice(cfg, name, options)
+        checks.choice(cfg, name, options)
     for name in ("lr", "wd", "momentum", "tau", "temperature", "ref_temperature", "aug_strength",
                  "ref_aug_strength", "probe_lambda", "collapse_rank"):
-        cfg[name] = _number(cfg, name)
+        cfg[name] = checks.number(cfg, name)
     for name in ("lr", "tau", "temperature", "ref_temperature"):
         if cfg[name] <= 0:
             raise ValueError(f"{name} must be > 0, got {cfg[name]}")
@@ -129,13 +107,13 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"momentum must be in [0, 1), got {cfg['momentum']}")
     m, gap = cfg["ema_momentum"], cfg["ema_gap"]
     if gap is not None:
-        gap = _number(cfg, "ema_gap")
+        gap = checks.number(cfg, "ema_gap")
         if not 0 < gap <= 1:
             raise ValueError(f"ema_gap (1 − EMA momentum) must be in (0, 1], got {gap}")
-        if m is not None and abs(_number(cfg, "ema_momentum") - (1 - gap)) > 1e-12:
+        if m is not None and abs(checks.number(cfg, "ema_momentum") - (1 - gap)) > 1e-12:
             raise ValueError(f"ema_momentum {m} and ema_gap {gap} disagree: give one of them")
     else:
-        m = DEFAULT_EMA if m is None else _number(cfg, "ema_momentum")
+        m = DEFAULT_EMA if m is None else checks.number(cfg, "ema_momentum")
         if not 0 <= m < 1:
             raise ValueError(f"ema_momentum must be in [0, 1), got {m}")
         gap = 1 - m
@@ -144,9 +122,9 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for name, low in (("max_dt", 0), ("batch_size", 2), ("max_t", 1), ("width", 1), ("proj_hidden", 1),
                       ("proj_dim", 1), ("bank_frames", 2), ("eval_frames", 2), ("video_clips", 1),
                       ("video_frames", 2), ("video_seed", 0), (protocol.SEED_KEY, 0), ("split_seed", 0)):
-        cfg[name] = _integer(cfg, name, low)
+        cfg[name] = checks.integer(cfg, name, low)
     if cfg["steps_per_epoch"] is not None:
-        cfg["steps_per_epoch"] = _integer(cfg, "steps_per_epoch", 1)
+        cfg["steps_per_epoch"] = checks.integer(cfg, "steps_per_epoch", 1)
     if cfg["method"] == "simclr-temporal" and cfg["batch_size"] < 2 * cfg["window_size"]:
         raise ValueError(f"batch_size must hold at least 2 windows of window_size {cfg['window_size']}, "
                          f"got {cfg['batch_size']}")
