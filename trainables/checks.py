@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
 
 def number(cfg: Mapping, name: str, low: float | None = None, strict: bool = False) -> float:
@@ -46,3 +47,13 @@ def choice(cfg: Mapping, name: str, choices: Sequence[str]) -> str:
     if cfg[name] not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {cfg[name]!r}")
     return cfg[name]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a config's ``device`` ("auto": CUDA if visible, else the CPU); asking for CUDA
+    where there is none is a ValueError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+    return torch.device(name)

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
 from ohgw import protocol
 from trainables import checks
@@ -85,11 +84,3 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     check_source(cfg["dataset"], cfg["data_dir"], cfg["download"])
     return cfg
 
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of a config's ``device`` ("auto": CUDA if visible, else the CPU)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
-    return torch.device(name)

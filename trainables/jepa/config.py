@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
 from ohgw import protocol
 from trainables import checks
@@ -160,15 +159,6 @@ def world_spec(cfg: Mapping[str, Any]) -> WorldSpec:
     """The :class:`~trainables.jepa.world.WorldSpec` of a resolved config."""
     return WorldSpec(kind=cfg["dataset_type"], noise=float(cfg["dataset_noise"]),
                      static_noise=float(cfg["dataset_static_noise"]), structured_noise=cfg["dataset_structured_noise"])
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of a config's ``device`` ("auto": CUDA if visible, else the CPU)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
-    return torch.device(name)
 
 
 # ---- YAML files and key=value overrides ---------------------------------------------------------------

@@ -50,11 +50,12 @@ import torch.nn.functional as F
 
 from ohgw import protocol
 from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
+from trainables.checks import resolve_device
 from trainables.scaffold import TrainResult, run_epochs, run_in_tune, set_num_threads
 from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 
 from . import evaluate as ev
-from .config import CONTINUOUS, resolve_config, resolve_device, world_spec
+from .config import CONTINUOUS, resolve_config, world_spec
 from .losses import simclr_jepa_loss
 from .models import JEPA, RSSM, rollout
 from .problem import draws, make_problem, train_objective, validation_objective, warm_start_batches

@@ -33,20 +33,13 @@ from typing import Any
 
 import torch
 
+from trainables.checks import resolve_device
+
 from .config import steps_per_epoch
 from .data import LatentData
 from .models import BYOLToy, byol_mse, random_rotation
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is a ValueError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def _is_linear(module: torch.nn.Module) -> bool:

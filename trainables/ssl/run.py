@@ -52,6 +52,7 @@ import torch
 
 from ohgw import protocol
 from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
+from trainables.checks import resolve_device
 from trainables.scaffold import TrainResult, make_trainable, run_epochs, set_num_threads
 from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 
@@ -75,14 +76,6 @@ N_MIN_CLIP = 16  # at least this many consecutive frames per held-out clip in th
 def cosine_lr(lr: float, step: int, total_steps: int) -> float:
     frac = min(step, total_steps) / max(1, total_steps)
     return lr * 0.5 * (1.0 + math.cos(math.pi * frac))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
-    return torch.device(name)
 
 
 @dataclass
@@ -481,7 +474,6 @@ class SSLRun:
 
     def load(self, directory: str | os.PathLike) -> None:
         self.load_state_dict(load_state(directory, CHECKPOINT_FILE))
-
 
 
 def train_epochs(config: Mapping[str, Any], epochs: int, *, restore_from: str | os.PathLike | None = None,
