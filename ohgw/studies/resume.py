@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ohgw import protocol
+from ohgw.atomic import atomic_write
 from ohgw.studies.ledger import LEDGER_STATE
 
 MARKER = "ohgw_study.json"
@@ -69,9 +70,7 @@ class TuneState:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def marker(study: str, method: str, seed: int, fingerprint: dict) -> dict:
