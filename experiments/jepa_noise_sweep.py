@@ -29,13 +29,13 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-
-from ohgw.atomic import atomic_write
 
 NOISE_TYPES = {
     "changing": lambda c: {"dataset_noise": c},
@@ -50,11 +50,23 @@ SMOKE = {"models": "VICReg,RSSM", "noise_types": "changing,static", "coeffs": "1
 
 
 def _atomic(df: pd.DataFrame, path: Path) -> None:
-    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _atomic_text(text: str, path: Path) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def parse_args(argv=None):

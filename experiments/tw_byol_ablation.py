@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-from ohgw.atomic import atomic_write
-
 WEIGHTINGS = ("uniform", "binary", "linear", "inverse_square", "exp")
 METRICS = ("val_probe_f1", "val_knn_acc", "val_rare_recall", "val_spearman", "val_mrr", "val_knn_acc_identity")
 
@@ -72,9 +70,19 @@ def summarise(df, out: str) -> str:
     import pandas as pd
 
     text = "\n".join(lines) + "\n"
-    atomic_write(os.path.join(out, "table.txt"), lambda p: Path(p).write_text(text))
-    atomic_write(os.path.join(out, "table.csv"), lambda p: pd.DataFrame(rows).to_csv(p, index=False))
+    _atomic(os.path.join(out, "table.txt"), lambda p: Path(p).write_text(text))
+    _atomic(os.path.join(out, "table.csv"), lambda p: pd.DataFrame(rows).to_csv(p, index=False))
     return text
+
+
+def _atomic(path: str, write) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def main(argv=None) -> int:
@@ -145,7 +153,7 @@ def main(argv=None) -> int:
         return 1
     df = pd.concat(frames, ignore_index=True)
     keep = [c for c in df.columns if not isinstance(df[c].iloc[0], dict)]
-    atomic_write(os.path.join(args.out, "runs.parquet"), lambda p_: df[keep].to_parquet(p_, index=False))
+    _atomic(os.path.join(args.out, "runs.parquet"), lambda p_: df[keep].to_parquet(p_, index=False))
     print(summarise(df, args.out), end="")
     shutil.rmtree(os.path.join(args.out, "_tune"), ignore_errors=True)  # the trials' checkpoints: exported above
     print(f"{len(results)} trials ({len(results.errors)} errors) in {time.time() - t0:.0f} s; wrote "

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -58,8 +59,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-
-from ohgw.atomic import atomic_write
 
 SCHEMA_VERSION = 2
 TABLES = ("iterations", "trials", "studies")
@@ -222,8 +221,16 @@ def space_transforms(space_json: str) -> dict[str, str]:
 
 
 def _atomic_write(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_study(

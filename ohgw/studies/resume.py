@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 from ohgw import protocol
-from ohgw.atomic import atomic_write
 from ohgw.studies.ledger import LEDGER_STATE
 
 MARKER = "ohgw_study.json"
@@ -70,7 +69,9 @@ class TuneState:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def marker(study: str, method: str, seed: int, fingerprint: dict) -> dict:

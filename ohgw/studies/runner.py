@@ -40,7 +40,6 @@ from datetime import datetime
 from pathlib import Path
 
 from ohgw import metrics
-from ohgw.atomic import atomic_write
 from ohgw.results import partition_value, study_dir, write_study
 from ohgw.studies.cluster import Group, discover_groups
 from ohgw.studies.methods import parse_method
@@ -161,8 +160,10 @@ def check_manifest(out_dir: Path, cfg: ExperimentConfig) -> None:
 
 
 def write_manifest(out_dir: Path, cfg: ExperimentConfig) -> None:
-    text = json.dumps(cfg.fingerprint(), indent=2, sort_keys=True)
-    atomic_write(out_dir / MANIFEST, lambda tmp: Path(tmp).write_text(text))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(cfg.fingerprint(), indent=2, sort_keys=True))
+    os.replace(tmp, out_dir / MANIFEST)
 
 
 def is_done(out_dir: Path, experiment: str, method: str, seed: int) -> bool:

@@ -23,8 +23,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ohgw.atomic import atomic_write
-
 from .metrics import METRIC_KEYS
 from .records import ROW_METRICS, read_runs
 
@@ -110,7 +108,9 @@ def slices(g: Grid, epoch: int, metric: str = "loss") -> go.Figure:
 
 
 def _write_html(fig: go.Figure, path: Path) -> None:
-    atomic_write(path, lambda tmp: fig.write_html(tmp, include_plotlyjs=True, full_html=True))
+    tmp = path.with_suffix(".html.tmp")
+    fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
+    os.replace(tmp, path)
 
 
 def analyze(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, metric: str = "W_Fro_aligned",

@@ -18,7 +18,6 @@ from typing import Any
 import pandas as pd
 
 from ohgw import protocol
-from ohgw.atomic import atomic_write
 
 from .config import DEFAULT_CONFIG
 from .metrics import METRIC_KEYS
@@ -65,7 +64,9 @@ def write_rows(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, ru
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{safe_name(run_name)}.parquet"
     df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=list(COLUMNS))
-    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    tmp = path.with_suffix(".parquet.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
     return path
 
 

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ohgw.atomic import atomic_write
 from ohgw.results import read_table
 
 from .config import resolve_config
@@ -111,7 +110,9 @@ def write_report(results_dir: str | os.PathLike, sweep_dir: str | os.PathLike, b
     table = distance_table(results_dir, optimum, h, c, experiment=experiment)
     text = format_table(table, optimum, h, c)
     out = Path(results_dir)
-    for suffix, write in ((".txt", lambda p: Path(p).write_text(text + "\n")),
-                          (".csv", lambda p: table.to_csv(p, index=False))):
-        atomic_write(out / f"linear_byol_distance{suffix}", write)
+    for suffix, write in ((".txt", lambda p: p.write_text(text + "\n")), (".csv", lambda p: table.to_csv(p, index=False))):
+        path = out / f"linear_byol_distance{suffix}"
+        tmp = path.with_name(path.name + ".tmp")
+        write(tmp)
+        os.replace(tmp, path)
     return text

@@ -26,7 +26,6 @@ from typing import Any
 import torch
 
 from ohgw import protocol
-from ohgw.atomic import atomic_write
 from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
 from trainables.scaffold import TrainResult, make_trainable, run_epochs
 
@@ -135,7 +134,9 @@ class LinearBYOLRun:
         path = os.path.join(directory, CHECKPOINT_FILE)
         state = {"epoch": self.epoch, "hp": self.hp, "ws_done": self.ws_done, "last_loss": self.last_loss,
                  "trainer": self.trainer.state_dict()}
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        tmp = path + ".tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
         return path
 
     def load(self, directory: str) -> None:

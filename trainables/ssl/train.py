@@ -26,7 +26,6 @@ import sys
 from collections.abc import Sequence
 
 from ohgw import protocol
-from ohgw.atomic import atomic_write
 
 FLAGS = {  # flag → (config key, type)
     "--method": ("method", str), "--root-dir": ("root_dir", str), "--window-size": ("window_size", int),
@@ -57,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _atomic_write(path: str, write) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def _write_csv(path: str, header: list[str], rows: list[list]) -> None:
     def write(tmp):
         with open(tmp, "w", newline="") as f:
@@ -64,7 +73,7 @@ def _write_csv(path: str, header: list[str], rows: list[list]) -> None:
             w.writerow(header)
             w.writerows(rows)
 
-    atomic_write(path, write)
+    _atomic_write(path, write)
 
 
 def write_outputs(rows: list[dict], config: dict, out: str, csv_log: bool) -> None:
@@ -72,7 +81,7 @@ def write_outputs(rows: list[dict], config: dict, out: str, csv_log: bool) -> No
 
     frame = pd.DataFrame([{**r, **{f"config_{k}": (v if isinstance(v, (int, float, str, bool)) or v is None
                                                     else str(v)) for k, v in config.items()}} for r in rows])
-    atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    _atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
     if csv_log:
         stem = os.path.splitext(out)[0]
         t = protocol.test_metric

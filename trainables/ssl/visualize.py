@@ -20,8 +20,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ohgw.atomic import atomic_write
-
 MODES = ("sample", "batch")
 SAMPLINGS = ("contiguous", "random")
 
@@ -121,7 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arr = frames.numpy().reshape(*pick.shape, *frames.shape[1:])
     captions = [[f"{index.clips[clip_of[f]].name[-8:]}:{f - index.offsets[clip_of[f]]}" for f in row] for row in pick]
     image = render(arr, captions, args.scale)
-    atomic_write(args.out, image.save)
+    tmp = f"{args.out}.tmp-{os.getpid()}.png"
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    image.save(tmp)
+    os.replace(tmp, args.out)
     print(f"wrote {args.out}: {len(pick)} window(s) × {args.window_size} frames", file=sys.stderr)
     return 0
 
