@@ -10,8 +10,10 @@ missed (a checkpoint lives one epoch, far longer).
 
 Then a projection of the peak for a larger preset from its assumptions (flags): concurrent
 studies × trials per study × checkpoints on disk per trial × checkpoint size. On disk per trial
-is Tune's ``num_to_keep`` (:data:`ohgw.studies.study.CHECKPOINTS_KEPT`) plus the one being
-written before the older one is deleted. A pausing scheduler (PASHA, promotion-type ASHA,
+is Tune's ``num_to_keep`` (:data:`ohgw.studies.checkpoints.CHECKPOINTS_KEPT`), plus the one being
+written before the older one is let go, plus that older one until the stored experiment snapshot no
+longer names it (:class:`ohgw.studies.checkpoints.KeepRestorable`; hard links, so only while Tune's
+copy is already deleted). A pausing scheduler (PASHA, promotion-type ASHA,
 HyperBand) also keeps one per *paused* trial, up to every trial the study started, so the
 projection prints that bound too (``--paused-per-study``).
 
@@ -84,7 +86,7 @@ def main() -> None:
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command; {out} is replaced by the results folder")
     args = p.parse_args()
 
-    from ohgw.studies.study import CHECKPOINTS_KEPT
+    from ohgw.studies.checkpoints import CHECKPOINTS_KEPT
 
     out = args.out or tempfile.mkdtemp(prefix="disk_usage-")
     cmd = [c.replace("{out}", out) for c in args.cmd[1:]] if args.cmd[1:] else [
@@ -100,7 +102,7 @@ def main() -> None:
           f"{r['peak_ckpts']} checkpoint folders at once")
     print(f"left after the run: {r['left_bytes'] / mb:.1f} MB in all (goal <= {GOAL_LEFT_MB:g}), "
           f"_tune {r['tune_left_bytes'] / mb:.1f} MB, {r['ckpts_left']} checkpoint folders")
-    per_trial = CHECKPOINTS_KEPT + 1
+    per_trial = CHECKPOINTS_KEPT + 2
     stopping = args.studies * args.trials * per_trial * args.ckpt_mb
     pausing = args.studies * (args.trials * per_trial + args.paused_per_study) * args.ckpt_mb
     print(f"projection, stopping-type scheduler: {args.studies} studies x {args.trials} trials x {per_trial} "

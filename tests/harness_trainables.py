@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 import time
+from pathlib import Path
 
 
 def curve_trainable(config: dict) -> None:
@@ -46,6 +47,27 @@ def curve_trainable(config: dict) -> None:
 
 
 WS_EPOCHS = 0.5  # resume_trainable's warm-start charge, in epochs (a nominal, deterministic cost)
+HOLD_ENV = "OHGW_TEST_HOLD"  # resume_trainable's hold point, for the tests that kill a driver
+
+
+def _hold_before_report() -> None:
+    """With ``$OHGW_TEST_HOLD`` naming a file that holds a count k: the study's k-th report waits while that
+    file exists (up to 120 s), after touching ``<file>.held``. One trial runs at a time in those tests, so
+    the count (kept in ``<file>.reports``) is the study's; a driver killed during the wait has stored
+    every earlier report, checkpoint and snapshot."""
+    path = os.environ.get(HOLD_ENV)
+    if not path or not os.path.exists(path):
+        return
+    counter = Path(path + ".reports")
+    n = 1 + (int(counter.read_text()) if counter.exists() else 0)
+    counter.write_text(str(n))
+    k = int(Path(path).read_text())
+    if n != k:
+        return
+    Path(path + ".held").touch()
+    deadline = time.time() + 120
+    while os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.05)
 
 
 def resume_trainable(config: dict) -> None:
@@ -108,4 +130,5 @@ def resume_trainable(config: dict) -> None:
             }
             if epoch == start + 1:
                 report.update(ws_report)
+            _hold_before_report()
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from ohgw.space import SearchSpace
-from ohgw.studies import study
-from ohgw.studies.study import CHECKPOINTS_KEPT, ExperimentConfig, run_study
+from ohgw.studies import checkpoints, resume, study
+from ohgw.studies.checkpoints import CHECKPOINTS_KEPT, RETIRED
+from ohgw.studies.study import ExperimentConfig, run_study
 
 pytestmark = pytest.mark.ray
 
@@ -66,20 +67,39 @@ def epoch_trainable(config: dict) -> None:
 
 
 def _ckpt_dirs(trial_dir: str) -> int:
-    return sum(1 for e in os.scandir(trial_dir) if e.is_dir() and CKPT.fullmatch(e.name)) if os.path.isdir(
-        trial_dir) else 0
+    """Checkpoint folders of one trial on disk: Tune's and those retired (kept for a restore)."""
+    n = 0
+    for d in (trial_dir, os.path.join(trial_dir, RETIRED)):
+        if os.path.isdir(d):
+            n += sum(1 for e in os.scandir(d) if e.is_dir() and CKPT.fullmatch(e.name))
+    return n
+
+
+def _stored(run_dir: str):
+    """The stored experiment state: (its trials by folder, the unfinished trials whose named checkpoint is gone)."""
+    path = checkpoints.newest(run_dir, checkpoints.EXPERIMENT_STATE)
+    if path is None:
+        return {}, []
+    state = json.loads(path.read_text())
+    return checkpoints.stored_trials(state), resume._missing_checkpoints(Path(run_dir), state)
 
 
 class _Watch(study.StudyRecorder):
-    """The recorder, plus: after each registered checkpoint, the checkpoint folders on disk."""
+    """The recorder, plus: after each registered checkpoint (Tune has just deleted the trial's previous one,
+    and not yet stored the snapshot naming the new one), the checkpoint folders on disk and what the
+    stored experiment state names: what a driver killed at that moment leaves behind."""
 
     seen: list = []
 
     def on_trial_save(self, iteration, trials, trial, **info):
         own = _ckpt_dirs(trial.storage.trial_fs_path)
-        ended = sum(_ckpt_dirs(t.storage.trial_fs_path) for t in trials if t.status == "TERMINATED")
+        stored, missing = _stored(trial.storage.experiment_fs_path)
+        ended = [t for t in trials if t.status == "TERMINATED"]
+        # an ended trial's checkpoints go once the stored state shows it ended too
+        ended_stored = sum(_ckpt_dirs(t.storage.trial_fs_path) for t in ended
+                           if stored.get(t.storage.trial_dir_name) is None or stored[t.storage.trial_dir_name].ended)
         live = sum(_ckpt_dirs(t.storage.trial_fs_path) for t in trials if t.status != "TERMINATED")
-        _Watch.seen.append((own, ended, live))
+        _Watch.seen.append((own, ended_stored, live, missing))
 
 
 def _run(method: str, tmp_path, monkeypatch, **kw):
@@ -94,13 +114,15 @@ def _run(method: str, tmp_path, monkeypatch, **kw):
 
 def _check_bounded(seen, tmp_path, trials: int, running: int = 2):
     assert seen, "no checkpoint was registered"
-    # a trial keeps only its latest checkpoint ...
-    assert max(own for own, _, _ in seen) <= CHECKPOINTS_KEPT
-    # ... an ended trial none ...
-    assert max(ended for _, ended, _ in seen) == 0
-    # ... so a study holds at most one per trial it still holds (running or paused), plus the one
-    # each running trial may be writing before Tune registers it and deletes the older one
-    assert max(live for _, _, live in seen) <= trials * CHECKPOINTS_KEPT + running
+    # the stored state never names a checkpoint that is gone: a kill at any of these moments is resumable
+    assert [m for *_, m in seen if m] == []
+    # a trial keeps only its latest checkpoint, and the one the stored state names until the next snapshot ...
+    assert max(own for own, *_ in seen) <= CHECKPOINTS_KEPT + 1
+    # ... an ended trial none, once the stored state shows it ended ...
+    assert max(ended for _, ended, _, _ in seen) == 0
+    # ... so a study holds at most two per trial it still holds (running or paused), plus the one
+    # each running trial may be writing before Tune registers it
+    assert max(live for _, _, live, _ in seen) <= trials * (CHECKPOINTS_KEPT + 1) + running
     # and a finished study none at all
     assert not [p for p in tmp_path.rglob("checkpoint_*") if p.is_dir()]
 
@@ -142,3 +164,13 @@ def test_pasha_paused_trials_keep_their_rung_checkpoint_and_resume_from_it(ray_l
     _check_bounded(seen, tmp_path, trials=it["trial_id"].nunique())
     _no_restarts(it)
     assert set(tables["trials"]["status"]) <= {"COMPLETED", "PRUNED", "STOPPED_BY_BUDGET"}
+
+
+def test_without_keeping_them_the_stored_state_names_deleted_checkpoints(ray_local, tmp_path, monkeypatch):
+    """The control: with Tune's deletion alone, a kill right after a checkpoint leaves a state that names
+    a deleted checkpoint (the window that made a SIGKILLed study unresumable now and then)."""
+    from ray.tune import Callback
+
+    monkeypatch.setattr(study, "KeepRestorable", Callback)
+    _, seen = _run("asha", tmp_path, monkeypatch, budget=6.0, max_t=4, trials_per_study=1)
+    assert [m for *_, m in seen if m], "Tune kept every checkpoint its stored state names"

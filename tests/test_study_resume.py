@@ -29,7 +29,7 @@ if str(HERE) not in sys.path:  # as a script (the killed driver) and for the Ray
 
 from ohgw.results import read_table  # noqa: E402
 from ohgw.space import SearchSpace  # noqa: E402
-from ohgw.studies import resume, study  # noqa: E402
+from ohgw.studies import checkpoints, resume, study  # noqa: E402
 from ohgw.studies.runner import run_experiment, tune_run_dir  # noqa: E402
 from ohgw.studies.study import ExperimentConfig  # noqa: E402
 from ohgw.warmstart import WarmStartSettings  # noqa: E402
@@ -79,20 +79,11 @@ def _assert_same_study(resumed: dict, reference: dict, resumes: int) -> None:
         assert a[col] == b[col], col
 
 
-def _driver(out: Path, method: str) -> subprocess.Popen:
+def _driver(out: Path, method: str, hold: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "RAY_AUTH_MODE": "disabled"}
+           "RAY_AUTH_MODE": "disabled", harness_trainables.HOLD_ENV: str(hold)}
     return subprocess.Popen([sys.executable, str(Path(__file__)), str(out), method], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-
-
-def _reports(run_dir: Path) -> int:
-    """Results Tune has logged so far (its result.json holds one line per report)."""
-    n = 0
-    for p in run_dir.glob("*/result.json"):
-        with contextlib.suppress(OSError):
-            n += sum(1 for line in p.read_bytes().splitlines() if line.strip())
-    return n
 
 
 def _mark(method: str) -> dict:
@@ -100,25 +91,28 @@ def _mark(method: str) -> dict:
 
 
 def _kill_after(out: Path, method: str, k: int) -> None:
-    """Run the experiment in a driver process and SIGKILL it (and its local Ray) once ``k`` reports are in
-    and its Tune state on disk is restorable.
+    """Run the experiment in a driver process and SIGKILL it (and its local Ray) once ``k`` reports are in.
 
-    Tune deletes a trial's previous checkpoint as soon as it registers the next one, then copies the
-    snapshot naming the new one to the run folder in the background; a kill in those milliseconds
-    leaves a state naming a deleted checkpoint, which is redone (tested below). Here the kill lands
-    outside that window, so that the resume itself is what is tested.
+    The trainable holds its (k+1)-th report (:func:`harness_trainables._hold_before_report`), so the kill
+    lands while the driver waits, after the k-th report's checkpoint and snapshot were stored. (A kill
+    in the milliseconds around a snapshot is a separate matter: a checkpoint the stored snapshot names
+    is never deleted, see ``tests/test_studies_disk.py``.)
     """
-    proc = _driver(out, method)
+    hold = out.parent / "hold"
+    hold.write_text(str(k + 1))
+    proc = _driver(out, method, hold)
     run_dir = tune_run_dir(out / "_tune", config(method), method, 0)
     deadline = time.time() + 240
-    while _reports(run_dir) < k or resume.inspect(run_dir, _mark(method)).action != "resume":
+    while not Path(f"{hold}.held").exists() or resume.inspect(run_dir, _mark(method)).action != "resume":
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert time.time() < deadline, "the driver never got to k reports"
-        time.sleep(0.02)
+        assert time.time() < deadline, f"the driver never got to {k} reports and a restorable state"
+        time.sleep(0.05)
+    time.sleep(0.5)  # the driver's background copy of its last snapshot, if one was still going
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # the local Ray it started goes with it
+    hold.unlink()
     assert not (out / "studies").exists(), "the kill must land mid-study"
 
 
@@ -257,7 +251,7 @@ def test_what_cannot_be_restored_is_named(pasha_midway, tmp_path, damage, reason
         for p in run_dir.glob("callback-states-*.pkl"):
             p.unlink()
     elif damage == "gone_checkpoint":
-        for p in run_dir.glob("*/checkpoint_*"):
+        for p in [*run_dir.glob("*/checkpoint_*"), *run_dir.glob(f"*/{checkpoints.RETIRED}/checkpoint_*")]:
             shutil.rmtree(p)
     elif damage == "older_records":  # the callback states of an earlier snapshot: a report not recorded
         import pickle

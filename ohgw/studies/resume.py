@@ -28,14 +28,14 @@ fail late, or restore a state whose parts are of different moments):
    :mod:`ohgw.studies.ledger`), every ended trial's end recorded. Tune writes the files one
    after the other and copies them to the storage folder in the background, so a kill in
    between can leave a mix of two snapshots;
-4. every unfinished trial's latest checkpoint is on disk (Tune deletes the previous one as soon as
-   a new one is registered, and the copy of the state naming the new one may not have landed);
+4. every unfinished trial's latest checkpoint is on disk, or retired by
+   :class:`ohgw.studies.checkpoints.KeepRestorable` (Tune deletes the previous one as soon as a new
+   one is registered, and the copy of the state naming the new one may not have landed yet);
 5. the scheduler snapshot loads into a freshly built scheduler (``probe``).
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import pickle
@@ -45,14 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from ohgw import protocol
+from ohgw.studies.checkpoints import ENDED, EXPERIMENT_STATE, RETIRED, newest, stored_trials
 from ohgw.studies.ledger import LEDGER_STATE
 
 MARKER = "ohgw_study.json"
 TABLES = "ohgw_study_tables.pkl"
 MARKER_VERSION = 1
-_EXPERIMENT_STATE = "experiment_state-*.json"  # Tune's TuneController.CKPT_FILE_TMPL
 _CALLBACK_STATES = "callback-states-*.pkl"  # Tune's CallbackList.CKPT_FILE_TMPL
-_ENDED = ("TERMINATED", "ERROR")
 
 
 class StudyStateMismatch(ValueError):
@@ -125,11 +124,6 @@ def save_tables(run_dir: str | os.PathLike, tables: dict) -> None:
     _atomic_write(Path(run_dir) / TABLES, pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _newest(run_dir: Path, pattern: str) -> Path | None:
-    found = glob.glob(os.path.join(glob.escape(str(run_dir)), pattern))
-    return Path(max(found)) if found else None  # Tune's own choice: the largest name (session time)
-
-
 def _trials(state: dict) -> list[tuple[dict, dict]]:
     return [(json.loads(js), json.loads(meta)) for js, meta in state["trial_data"]]
 
@@ -146,7 +140,7 @@ def _consistency(trials: list[tuple[dict, dict]], ledger: dict) -> str:
         it = int((meta.get("last_result") or {}).get(protocol.ITERATION, 0) or 0)
         if it > int(ledger["last_epoch"].get(js["trial_id"], 0)):
             ahead.append(js["trial_id"])
-    ended = [js["trial_id"] for js, _ in trials if js.get("status") in _ENDED]
+    ended = [js["trial_id"] for js, _ in trials if js.get("status") in ENDED]
     unrecorded = [t for t in ended if t not in ledger["trial_end"]]
     if ahead or unrecorded:
         return (f"the experiment state is newer than the study's records (reports not recorded: {sorted(ahead)}, "
@@ -155,27 +149,20 @@ def _consistency(trials: list[tuple[dict, dict]], ledger: dict) -> str:
 
 
 def _missing_checkpoints(run_dir: Path, state: dict) -> list[str]:
-    """Unfinished trials whose latest registered checkpoint is not on disk."""
-    from ray.tune.experiment import Trial
-
+    """Unfinished trials whose latest registered checkpoint is neither on disk nor retired."""
     missing = []
-    for js, meta in state["trial_data"]:
-        trial = Trial.from_json_state(js, stub=True)
-        if trial.status in _ENDED:
-            continue
-        trial.restore_run_metadata(meta)
-        ckpt = trial.checkpoint
-        if ckpt is None:
-            continue  # never checkpointed: it restarts from scratch
-        where = run_dir / trial.storage.trial_dir_name / os.path.basename(ckpt.path.rstrip("/"))
-        if not where.is_dir():
-            missing.append(trial.trial_id)
+    for dir_name, t in stored_trials(state).items():
+        if t.ended or t.checkpoint is None:
+            continue  # ended, or never checkpointed: it restarts from scratch
+        trial_dir = run_dir / dir_name
+        if not ((trial_dir / t.checkpoint).is_dir() or (trial_dir / RETIRED / t.checkpoint).is_dir()):
+            missing.append(t.trial_id)
     return missing
 
 
 def _callback_states(run_dir: Path) -> tuple[dict | None, dict | None]:
     """(ledger state, StudyTap snapshot) from Tune's newest callback-state file."""
-    path = _newest(run_dir, _CALLBACK_STATES)
+    path = newest(run_dir, _CALLBACK_STATES)
     if path is None:
         return None, None
     with open(path, "rb") as f:
@@ -212,7 +199,7 @@ def inspect(run_dir: str | os.PathLike, mine: dict, probe: Callable[[dict], Any]
         except Exception as e:  # noqa: BLE001 - any unreadable file: redo
             return TuneState("redo", f"{TABLES} is unreadable ({type(e).__name__})")
         return TuneState("finished", tables=tables)
-    path = _newest(run, _EXPERIMENT_STATE)
+    path = newest(run, EXPERIMENT_STATE)
     if path is None:
         return TuneState("redo", "no experiment state was saved yet")
     try:

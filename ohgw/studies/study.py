@@ -9,15 +9,16 @@ analysis, so the same studies can be re-run and re-analysed at any τ.
 ``num_cpus=0``); it drives one ``tune.Tuner`` over the workload's trainable (under a
 unique name) and returns the study's three tables as DataFrames (:mod:`ohgw.studies.tables`).
 
-**Disk.** A trial reports a checkpoint every epoch, yet Tune keeps only what it can still
-need: a live trial's latest checkpoint (:data:`CHECKPOINTS_KEPT`, Tune's ``num_to_keep``);
-a paused trial's latest one is the one at its rung, which it resumes from. An ended trial
-(TERMINATED) never runs again, so :class:`DropEndedCheckpoints` deletes its checkpoints at
-once. After ``fit`` the study's tables are saved beside its Tune state
-(:data:`ohgw.studies.resume.TABLES`) and only then are the remaining checkpoints swept: until
-the Parquet export is complete, a restore has what it needs (the checkpoints of the trials it
-would resume while the study runs, the tables once it has ended). A study's Tune folder then
-holds logs only, and the runner removes it after the export.
+**Disk.** A trial reports a checkpoint every epoch, yet a study keeps only what it can still
+need (:mod:`ohgw.studies.checkpoints`): a live trial's latest checkpoint (:data:`CHECKPOINTS_KEPT`,
+Tune's ``num_to_keep``; a paused trial resumes from it, a failed one is retried from it) and, for
+the milliseconds until the next experiment snapshot is stored, the one that snapshot still names.
+An ended trial (TERMINATED) never runs again: its checkpoints go once the stored snapshot shows it
+ended. After ``fit`` the study's tables are saved beside its Tune state
+(:data:`ohgw.studies.resume.TABLES`) and only then are the remaining checkpoints swept: until the
+Parquet export is complete, a restore has what it needs (the checkpoints of the trials it would
+resume while the study runs, the tables once it has ended). A study's Tune folder then holds logs
+only, and the runner removes it after the export.
 
 **Resume.** A study interrupted mid-way (the driver killed, the machine lost) resumes where it
 stopped when the same command runs again: :func:`run_study` checks its Tune folder
@@ -33,7 +34,7 @@ deterministic trainable on the epochs clock, the resumed study's decisions and r
 uninterrupted run's; what differs is wall time (the study clock goes on without the downtime),
 the compute of that one re-done epoch per trial, and the studies columns ``resumes`` and
 ``redone_reports``. A folder that cannot be restored (missing or corrupt files, parts of two
-snapshots, a deleted checkpoint) is redone from scratch with one log line saying why; a folder
+snapshots) is redone from scratch with one log line saying why; a folder
 of another experiment is refused (:class:`~ohgw.studies.resume.StudyStateMismatch`).
 """
 
@@ -51,11 +52,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
-from ray.tune import Callback
 
 from ohgw import metrics, protocol
 from ohgw.space import SearchSpace
 from ohgw.studies import resume
+from ohgw.studies.checkpoints import CHECKPOINTS_KEPT, KeepRestorable, sweep_checkpoints, unretire
 from ohgw.studies.ledger import BudgetStopper, StudyLedger, StudyRecorder, StudyTap
 from ohgw.studies.ledger import live as live_ledger
 from ohgw.studies.methods import SchedulerArgs, parse_method
@@ -68,10 +69,6 @@ SEARCHERS = ("random", "optuna")
 ANALYSIS_FIELDS = ("tau", "metric_range")
 # run-time details that change no result: outside the fingerprint too
 RUNTIME_FIELDS = ("reuse_actors", "max_failures")
-# checkpoints Tune keeps per trial (CheckpointConfig.num_to_keep): the latest, which a paused trial
-# resumes from and a failed one is retried from; Tune never deletes the latest one
-CHECKPOINTS_KEPT = 1
-_CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")  # Tune's checkpoint folders inside a trial's folder
 logger = logging.getLogger(__name__)
 
 
@@ -198,47 +195,6 @@ def _named(fn: Callable, name: str) -> Callable:
     return trainable
 
 
-def drop_checkpoint_dirs(fs, trial_dir: str) -> int:
-    """Delete the checkpoint folders (``checkpoint_<index>``) in one trial folder; returns how many."""
-    from pyarrow.fs import FileSelector, FileType
-
-    dropped = 0
-    for info in fs.get_file_info(FileSelector(trial_dir, allow_not_found=True)):
-        if info.type == FileType.Directory and _CHECKPOINT_DIR.fullmatch(info.base_name):
-            try:
-                fs.delete_dir(info.path)
-                dropped += 1
-            except OSError:  # already gone, or being written by a trial stopped mid-epoch: the final sweep gets it
-                pass
-    return dropped
-
-
-class DropEndedCheckpoints(Callback):
-    """Deletes a trial's checkpoints once it has ended (TERMINATED): it never runs again.
-
-    Safe: Tune calls ``on_trial_complete`` from ``stop_trial``, after the trial's last save was
-    registered; no scheduler resumes a TERMINATED trial, and a failed trial that is retried never
-    becomes TERMINATED (a final failure is ERROR: it keeps its checkpoint until the final sweep).
-    A study then holds the checkpoints of its live and paused trials only, not of every trial it ran.
-    """
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        try:
-            drop_checkpoint_dirs(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
-        except Exception:  # housekeeping: Tune would turn an exception here into a trial failure
-            logger.warning("could not delete the checkpoints of ended trial %s", trial, exc_info=True)
-
-
-def sweep_checkpoints(run_dir: str) -> int:
-    """Delete every checkpoint folder of a finished study's Tune folder (local); returns how many."""
-    from pyarrow.fs import LocalFileSystem
-
-    fs = LocalFileSystem()
-    if not os.path.isdir(run_dir):
-        return 0
-    return sum(drop_checkpoint_dirs(fs, e.path) for e in os.scandir(run_dir) if e.is_dir())
-
-
 def _tap(cfg: ExperimentConfig, method_name: str, seed: int, ledger: StudyLedger | None = None):
     """The study's scheduler chain: (StudyTap, the scheduler it wraps, the OHGW wrapper's callbacks).
 
@@ -309,16 +265,19 @@ def run_study(
     recorder = StudyRecorder(ledger, cfg.space.names, cfg.metric)
     live = StudyMetrics(cfg.experiment, method_name, seed, cfg.space, ledger, cfg.metric, cfg.mode, cfg.tau,
                         scheduler=inner)  # Ray metrics: warm-starts, rung decisions, PASHA state, T@τ
-    callbacks.append(DropEndedCheckpoints())
+    callbacks.append(KeepRestorable())  # no checkpoint a restore needs is deleted (ohgw.studies.checkpoints)
     param_space = {**cfg.base_config, **cfg.space.param_space(), protocol.MAX_T_KEY: cfg.max_t}
-    # num_to_keep makes Tune snapshot the experiment state after every checkpoint (so that a
-    # Tuner.restore never meets a deleted one) and warn each time epochs are under 5 s apart; the
+    # num_to_keep makes Tune snapshot the experiment state after every checkpoint (a resume then
+    # loses at most one epoch per trial) and warn each time epochs are under 5 s apart; the
     # snapshot is small and is what a resume needs: keep the console quiet unless the user chose
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     fn = tune.with_resources(_named(metrics.tagged(trainable, cfg.experiment, method_name, seed), name),
                              _resources(cfg, group_label))
     with live_ledger(ledger):  # Tuner.restore's unpickled plug-ins share this ledger (ohgw.studies.ledger)
-        tuner = _restored(fn, run_dir, sid) if found.action == "resume" else None
+        tuner = None
+        if found.action == "resume":
+            unretire(run_dir)  # a checkpoint the stored state names that Tune had let go of
+            tuner = _restored(fn, run_dir, sid)
         if tuner is None:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: from scratch
             resume.write_marker(run_dir, mark)
