@@ -49,9 +49,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import urllib.parse
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -220,17 +221,48 @@ def space_transforms(space_json: str) -> dict[str, str]:
 # ---- the writer ----------------------------------------------------------------------------------
 
 
-def _atomic_write(df: pd.DataFrame, path: Path) -> None:
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; on success it replaces ``path`` in one rename.
+
+    Every file the project writes for others to read goes through this (tables, manifests, the
+    resume state, reports, figures): a reader, or a run killed mid-write, sees the old file or the
+    new one, never half of one. On failure the temporary file is removed and ``path`` is untouched.
+    The parent folder is created; the temporary name is hidden (``.tmp-*``) and keeps the suffix,
+    so writers that infer a format from it still do.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "a.txt") as tmp:
+    ...     _ = tmp.write_text("new")
+    >>> (d / "a.txt").read_text(), sorted(p.name for p in d.iterdir())
+    ('new', ['a.txt'])
+    >>> try:
+    ...     with atomic_path(d / "a.txt") as tmp:
+    ...         _ = tmp.write_text("half")
+    ...         raise RuntimeError("killed")
+    ... except RuntimeError:
+    ...     pass
+    >>> (d / "a.txt").read_text(), sorted(p.name for p in d.iterdir())
+    ('new', ['a.txt'])
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
-    os.close(fd)
+    # a fresh name, not a file made by mkstemp: the writer creates it with the user's umask (mkstemp's 0600
+    # would make every result unreadable to the group)
+    tmp = path.with_name(f".tmp-{path.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
     try:
-        pq.write_table(table, tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _atomic_write(df: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def write_study(

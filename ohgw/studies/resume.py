@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ohgw import protocol
+from ohgw.results import atomic_path
 from ohgw.studies.checkpoints import ENDED, EXPERIMENT_STATE, RETIRED, newest, stored_trials
 from ohgw.studies.ledger import LEDGER_STATE
 
@@ -68,9 +69,8 @@ class TuneState:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def marker(study: str, method: str, seed: int, fingerprint: dict) -> dict:

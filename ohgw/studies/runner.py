@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ohgw import metrics
-from ohgw.results import partition_value, study_dir, write_study
+from ohgw.results import atomic_path, partition_value, study_dir, write_study
 from ohgw.studies.cluster import Group, discover_groups
 from ohgw.studies.methods import parse_method
 from ohgw.studies.study import ANALYSIS_FIELDS, ExperimentConfig, check_tune_state, run_study, tune_run_name
@@ -160,10 +160,8 @@ def check_manifest(out_dir: Path, cfg: ExperimentConfig) -> None:
 
 
 def write_manifest(out_dir: Path, cfg: ExperimentConfig) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(cfg.fingerprint(), indent=2, sort_keys=True))
-    os.replace(tmp, out_dir / MANIFEST)
+    with atomic_path(out_dir / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(cfg.fingerprint(), indent=2, sort_keys=True))
 
 
 def is_done(out_dir: Path, experiment: str, method: str, seed: int) -> bool:

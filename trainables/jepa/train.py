@@ -17,29 +17,20 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import pandas as pd
 from tqdm import tqdm
+
+from ohgw.results import atomic_path
 
 from .config import load_overrides, resolve_config
 from .run import METRIC, JepaRun
 
 
 def write_parquet(rows: list[dict], path: str) -> None:
-    """Rows → Parquet at ``path``, atomically (tmp file in the same directory + os.replace)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".parquet.tmp")
-    os.close(fd)
-    try:
+    """Rows → Parquet at ``path``, atomically (:func:`ohgw.results.atomic_path`)."""
+    with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run(config: dict, output_path: str, progress: bool = True) -> list[dict]:

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from ohgw.results import atomic_path
+
 from .metrics import METRIC_KEYS
 from .records import ROW_METRICS, read_runs
 
@@ -108,9 +110,8 @@ def slices(g: Grid, epoch: int, metric: str = "loss") -> go.Figure:
 
 
 def _write_html(fig: go.Figure, path: Path) -> None:
-    tmp = path.with_suffix(".html.tmp")
-    fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
 
 
 def analyze(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, metric: str = "W_Fro_aligned",

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ohgw import protocol
+from ohgw.results import atomic_path
 
 from .config import DEFAULT_CONFIG
 from .metrics import METRIC_KEYS
@@ -64,9 +65,8 @@ def write_rows(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, ru
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{safe_name(run_name)}.parquet"
     df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=list(COLUMNS))
-    tmp = path.with_suffix(".parquet.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
     return path
 
 

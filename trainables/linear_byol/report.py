@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ohgw.results import read_table
+from ohgw.results import atomic_path, read_table
 
 from .config import resolve_config
 from .data import LatentData
@@ -111,8 +111,6 @@ def write_report(results_dir: str | os.PathLike, sweep_dir: str | os.PathLike, b
     text = format_table(table, optimum, h, c)
     out = Path(results_dir)
     for suffix, write in ((".txt", lambda p: p.write_text(text + "\n")), (".csv", lambda p: table.to_csv(p, index=False))):
-        path = out / f"linear_byol_distance{suffix}"
-        tmp = path.with_name(path.name + ".tmp")
-        write(tmp)
-        os.replace(tmp, path)
+        with atomic_path(out / f"linear_byol_distance{suffix}") as tmp:
+            write(tmp)
     return text

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ohgw import protocol
+from ohgw.results import atomic_path
 from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
 from trainables.scaffold import TrainResult, make_trainable, run_epochs
 
@@ -134,9 +135,8 @@ class LinearBYOLRun:
         path = os.path.join(directory, CHECKPOINT_FILE)
         state = {"epoch": self.epoch, "hp": self.hp, "ws_done": self.ws_done, "last_loss": self.last_loss,
                  "trainer": self.trainer.state_dict()}
-        tmp = path + ".tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
         return path
 
     def load(self, directory: str) -> None:

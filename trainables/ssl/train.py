@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from ohgw import protocol
+from ohgw.results import atomic_path
 
 FLAGS = {  # flag → (config key, type)
     "--method": ("method", str), "--root-dir": ("root_dir", str), "--window-size": ("window_size", int),
@@ -57,13 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _atomic_write(path: str, write) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _write_csv(path: str, header: list[str], rows: list[list]) -> None:

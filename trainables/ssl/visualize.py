@@ -119,10 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arr = frames.numpy().reshape(*pick.shape, *frames.shape[1:])
     captions = [[f"{index.clips[clip_of[f]].name[-8:]}:{f - index.offsets[clip_of[f]]}" for f in row] for row in pick]
     image = render(arr, captions, args.scale)
-    tmp = f"{args.out}.tmp-{os.getpid()}.png"
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    image.save(tmp)
-    os.replace(tmp, args.out)
+    from ohgw.results import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        image.save(tmp, format="PNG")
     print(f"wrote {args.out}: {len(pick)} window(s) × {args.window_size} frames", file=sys.stderr)
     return 0
 
