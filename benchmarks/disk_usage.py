@@ -3,7 +3,7 @@
 What it measures: it runs a command (default: the default main job,
 ``experiments/asha_vs_ohgw.py --quiet --out OUT``, 12 digits studies) in a subprocess and,
 every ``--every`` seconds, walks ``OUT`` and sums the apparent file sizes (what ``du -sb``
-prints) and counts Tune's checkpoint folders (``checkpoint_<index>``). It prints the peak of
+prints, a hard-linked file once) and counts Tune's checkpoint folders (``checkpoint_<index>``). It prints the peak of
 both, the size left after the run (all of ``OUT`` and its ``_tune`` folder alone) and the
 checkpoint folders left. The peak is a sampled one: a spike shorter than the interval can be
 missed (a checkpoint lives one epoch, far longer).
@@ -41,13 +41,21 @@ GOAL_LEFT_MB, GOAL_PEAK_MB = 30.0, 150.0
 
 
 def scan(root: str) -> tuple[int, int]:
-    """(apparent bytes under root, checkpoint folders under root); files vanishing meanwhile are skipped."""
+    """(apparent bytes under root, checkpoint folders under root); files vanishing meanwhile are skipped.
+
+    A file with several names (a retired checkpoint is a hard link of Tune's until Tune deletes its
+    own) is counted once, as ``du`` does.
+    """
     size = ckpts = 0
+    seen: set[tuple[int, int]] = set()
     for d, dirs, files in os.walk(root):
         ckpts += sum(1 for x in dirs if CKPT.fullmatch(x))
         for f in files:
             with contextlib.suppress(OSError):
-                size += os.lstat(os.path.join(d, f)).st_size
+                st = os.lstat(os.path.join(d, f))
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    size += st.st_size
     return size, ckpts
 
 

@@ -6,10 +6,12 @@ remaining seeds keep their own partners (pairs are joined on the seed, never by 
 
 Censored pairs (documented rule): a study that never reached tau takes its censoring time (its end
 on that clock, i.e. its budget) and is ranked as such. When *both* studies of a pair are censored
-the pair carries no information: its difference is set to exactly 0 (ratio 1), so the Wilcoxon
-signed-rank test (two-sided, scipy's default ``zero_method="wilcox"``) drops it; such pairs are
-counted in ``n_both_censored``. Speed-up of a pair = T_vanilla / T_method; reduction =
-1 - T_method / T_vanilla; both are summarised by their median over pairs.
+the pair carries no information on which is faster: its difference is set to exactly 0, so the
+Wilcoxon signed-rank test (two-sided, scipy's default ``zero_method="wilcox"``) drops it, and its
+speed-up is undefined (NaN); such pairs are counted in ``n_both_censored``, never dropped silently.
+Speed-up of a pair = T_vanilla / T_method; reduction = 1 - T_method / T_vanilla; both are
+summarised by their median over the *informative* pairs, those where at least one study reached tau
+(counting a both-censored pair as ratio 1 would pull the median towards "no effect" by construction).
 
 >>> r = wilcoxon_paired(np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), np.array([2.0, 4.0, 0.0, 8.0, 10.0, 12.0]))
 >>> r["n"], r["statistic"], round(r["p"], 5)
@@ -74,15 +76,15 @@ def paired_time(t_m, reached_m, t_v, reached_v) -> dict:
     """Paired T@tau comparison of a method (m) with its vanilla partner (v) on one clock."""
     x, y, both = censored_pairs(t_m, reached_m, t_v, reached_v)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(both, 1.0, x / y)
-        speedup = np.where(both, 1.0, y / x)
+        ratio = np.where(both, np.nan, x / y)
+        speedup = np.where(both, np.nan, y / x)
     test = wilcoxon_paired(x, y)
     return {
         **test,
         "n_both_censored": int(both.sum()),
-        "median_speedup": _median(speedup),
-        "median_reduction": 1.0 - _median(ratio) if len(ratio) else float("nan"),
-        "speedups": speedup.tolist(),
+        "median_speedup": _median(speedup),  # over the informative pairs (module doc)
+        "median_reduction": 1.0 - _median(ratio),
+        "speedups": speedup.tolist(),  # per pair; NaN for a both-censored one
     }
 
 

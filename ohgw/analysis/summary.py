@@ -54,7 +54,9 @@ RULES = (
     "Pairs are joined on the seed; a seed missing for one method drops that pair only, with a warning.",
     "Censored pairs: a censored study takes its budget (end) value and is ranked as such; a pair where both studies "
     "are censored is a tie (difference 0) that the two-sided Wilcoxon signed-rank test drops (zero_method='wilcox').",
-    "Speed-up = median over pairs of T_vanilla / T_method; reduction = 1 - median over pairs of T_method / T_vanilla.",
+    "Speed-up = median of T_vanilla / T_method; reduction = 1 - median of T_method / T_vanilla; both over the "
+    "informative pairs (at least one study of the pair reached tau): a both-censored pair says nothing of which method is faster, so it "
+    "is counted (both cens.) but has no ratio.",
     "Seed-wise std of T@tau uses censored studies at their budget value (ddof = 1).",
     "Best final score = the study's best validation report; its test score is that same report's test score.",
     "AUC = mean best-so-far score over [0, H], H = earliest study end on that clock; the worst score seen fills the "

@@ -84,7 +84,7 @@ def sections(s) -> list[tuple[str, str]]:
                 rows.append([f"{m} vs {pe['partner']}", c, str(pe["n_pairs"]), str(t["n_both_censored"]),
                              num(t["median_speedup"]), pct(t["median_reduction"]), str(t["n"]), num(t["statistic"]),
                              num(t["p"]), pct(pe["std_ratio"][c]["inflation"])])
-        out.append(("Paired T@tau (by seed; Wilcoxon signed-rank, two-sided; both-censored pairs count as ties)",
+        out.append(("Paired T@tau (by seed; Wilcoxon signed-rank, two-sided; both-censored pairs are ties: counted, without a ratio)",
                     table(["pair", "clock", "pairs", "both cens.", "speed-up", "reduction", "n", "W", "p",
                            "std infl."], rows)))
         rows = []
