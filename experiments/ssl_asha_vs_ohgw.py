@@ -10,17 +10,28 @@ action label on held-out clips; why not kNN accuracy: see there).
 """
 
 import argparse
+import dataclasses
 import sys
 
 from ohgw.studies.cli import main
 from trainables.ssl import METHODS, workload
 
+
+def add_method_flag(group) -> None:
+    group.add_argument("--method", choices=METHODS, default="tw-byol", help="SSL method (default: %(default)s)")
+
+
+def build_workload(method: str):
+    """The SSL workload of ``method``, with ``--method`` among its flags (listed by ``--help``)."""
+    return dataclasses.replace(workload(method), add_flags=add_method_flag)
+
+
 if __name__ == "__main__":
+    # the method picks the workload (its search space), so it is read first; an unknown one is refused by
+    # the harness's parser, with the same one line as any other bad flag
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--method", default="tw-byol")
-    known, rest = pre.parse_known_args()
-    if known.method not in METHODS:
-        print(f"ssl_asha_vs_ohgw.py: error: --method must be one of {METHODS}, got {known.method!r}", file=sys.stderr)
-        sys.exit(2)
-    name = "ssl_asha_vs_ohgw" if known.method == "tw-byol" else f"ssl_asha_vs_ohgw-{known.method}"
-    sys.exit(main(name, workload(known.method), ["asha", "asha+ohgw"], __doc__, rest))
+    method = pre.parse_known_args()[0].method
+    known = method if method in METHODS else "tw-byol"
+    name = "ssl_asha_vs_ohgw" if known == "tw-byol" else f"ssl_asha_vs_ohgw-{known}"
+    sys.exit(main(name, build_workload(known), ["asha", "asha+ohgw"], __doc__))

@@ -83,6 +83,8 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--no-report", action="store_true", help="skip the analysis at the end")
     p.add_argument("--keep-tune-dirs", action="store_true",
                    help="keep each study's Tune directory (_tune/<run>) after its Parquet export (default: removed)")
+    if workload.add_flags is not None:
+        workload.add_flags(p.add_argument_group(f"flags of the {workload.name} workload"))
     talk = p.add_mutually_exclusive_group()
     talk.add_argument("--quiet", action="store_true",
                       help="the progress bar only: no line per study, no tables (the report is still written)")
@@ -164,7 +166,9 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
           f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     if not args.no_report and not report(out, cfg, quiet=args.quiet, full=args.verbose):
         return 1
-    return 1 if summary.failed else 0
+    if summary.failed:
+        return 1
+    return workload.after_studies(args, cfg, out) if workload.after_studies is not None else 0
 
 
 def report(out: Path, cfg: ExperimentConfig, quiet: bool = False, full: bool = False) -> bool:

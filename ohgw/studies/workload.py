@@ -4,7 +4,9 @@ The harness never imports ``trainables``; a script in ``experiments/`` passes a
 :class:`Workload` in. A preset is a dict with ``base_config`` (the fixed part of every
 trial's config) and study sizes (``max_t``, ``seeds``, ``budget``, ``tau``,
 ``cpus_per_trial``, ``gpus_per_trial``, ``trials_per_study``); every command-line
-flag overrides it.
+flag overrides it. A workload may bring flags of its own (``add_flags``, listed by ``--help``
+and checked by argparse before anything runs) and a step after the studies and their report
+(``after_studies``, e.g. a comparison with a known optimum).
 
 >>> from ohgw.space import Continuous, SearchSpace
 >>> w = Workload("toy", trainable=print, space=SearchSpace([Continuous("lr", 1e-3, 1.0, "log10")]),
@@ -16,8 +18,10 @@ flag overrides it.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ohgw.space import SearchSpace
@@ -38,6 +42,11 @@ class Workload:
         metric, mode: the tuned metric; ``metric_range`` bounds τ.
         check_base_config: optional; raises ValueError for a base config the trainable cannot run
             (e.g. a missing data directory), before anything is written.
+        add_flags: optional; adds the workload's own flags to the harness's parser (an argument group);
+            give them argparse ``type``/``choices`` checks, so that bad values fail before anything runs.
+        after_studies: optional; ``after_studies(args, cfg, out) -> exit status`` runs once the studies
+            and their report are done (all studies succeeded), with the parsed flags, the
+            :class:`~ohgw.studies.study.ExperimentConfig` and the results directory.
     """
 
     name: str
@@ -48,6 +57,8 @@ class Workload:
     mode: str = "max"
     metric_range: tuple[float, float] = (0.0, 1.0)
     check_base_config: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    add_flags: Callable[[Any], None] | None = field(default=None, compare=False)
+    after_studies: Callable[[argparse.Namespace, Any, Path], int] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not callable(self.trainable):
@@ -62,6 +73,10 @@ class Workload:
                 raise ValueError(f"presets[{name!r}] lacks {missing}")
         if self.mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        for name in ("check_base_config", "add_flags", "after_studies"):
+            hook = getattr(self, name)
+            if hook is not None and not callable(hook):
+                raise ValueError(f"{name} must be callable or None, got {type(hook).__name__}")
 
     @property
     def default_preset(self) -> str:
