@@ -19,7 +19,7 @@ test: install
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_prometheus.sh
 	PYTHON=$(PY) bash scripts/ensure_lint_tools.sh
-	$(PY) -m pytest -q
+	PYTHONFAULTHANDLER=1 $(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .
