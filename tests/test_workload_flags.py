@@ -91,4 +91,4 @@ def test_the_step_after_the_studies_gets_the_parsed_flags(linear_byol, tmp_path,
             "--regime_c", "0.5", "--max-t", "4"]
     assert main("linear_byol_ohgw", w, ["asha", "asha+ohgw"], "doc", argv) == 7
     assert seen == [(3, 0.5, "lb", 4, out)]
-    assert "studies: all 2 done" in capsys.readouterr().err
+    assert "studies: 0 run, 2 resumed, 0 failed" in capsys.readouterr().err  # nothing ran: straight to the step
