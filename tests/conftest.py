@@ -1,19 +1,58 @@
+"""One local Ray for the test modules that ask for it, shared by them instead of one per module.
+
+Starting and stopping a local Ray costs about 6 s on 2 cores; a Ray per module cost the suite
+about 100 s. The modules that request :func:`ray_local` (directly or through a fixture of theirs)
+run one after another (:func:`pytest_collection_modifyitems`) and share one Ray; every other
+module starts without a Ray, as before (:func:`_no_shared_ray_unless_asked`), so that a test that
+starts its own (a runner with a dashboard, a test cluster) gets a fresh one.
+"""
+
 import pytest
+
+_SHARED = {"up": False}  # whether the Ray that is up is the shared one of ray_local
+_RAY_MODULES: set[str] = set()  # test files whose tests request ray_local
+
+
+def _shutdown_shared() -> None:
+    import ray
+
+    if _SHARED["up"] and ray.is_initialized():
+        ray.shutdown()
+    _SHARED["up"] = False
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The modules that use the shared Ray first, one after another; the order is otherwise kept."""
+    _RAY_MODULES.clear()
+    _RAY_MODULES.update(str(it.path) for it in items if "ray_local" in getattr(it, "fixturenames", ()))
+    items.sort(key=lambda it: str(it.path) not in _RAY_MODULES)  # stable: each group keeps its order
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _shutdown_shared()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_shared_ray_unless_asked(request):
+    if str(request.path) not in _RAY_MODULES:
+        _shutdown_shared()
+    yield
 
 
 @pytest.fixture(scope="module")
 def ray_local(request):
-    """One local Ray (2 CPUs, no dashboard) for the tests of one module; shut down after it.
+    """A local Ray (2 CPUs, no dashboard), shared by the modules that ask for it (module doc).
 
     Ray workers cannot import test modules, so the requesting module's own functions
     (trainables defined in the test) are shipped to them by value.
     """
     import ray
 
-    if ray.is_initialized():
-        ray.shutdown()
+    if not (_SHARED["up"] and ray.is_initialized()):
+        if ray.is_initialized():  # a module's own Ray, left up
+            ray.shutdown()
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        _SHARED["up"] = True
     ray.cloudpickle.register_pickle_by_value(request.module)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
-    ray.shutdown()
     ray.cloudpickle.unregister_pickle_by_value(request.module)
