@@ -85,9 +85,7 @@ def _delete(path: str) -> bool:
     try:
         shutil.rmtree(path)
         return True
-    except FileNotFoundError:
-        return False
-    except OSError:  # being written by a trial stopped mid-epoch: the final sweep gets it
+    except OSError:  # already gone, or being written by a trial stopped mid-epoch: the final sweep gets it
         return False
 
 
