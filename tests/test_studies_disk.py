@@ -58,6 +58,7 @@ def epoch_trainable(config: dict) -> None:
                 json.dump({"epoch": epoch}, f)
             with open(os.path.join(d, "weights.bin"), "wb") as f:
                 f.write(b"\0" * 10_000)
+            time.sleep(float(config.get("save_s", 0.0)))  # a slow checkpoint save, when asked
             tune.report(
                 {"val_acc": acc, "test_acc": acc, "val_loss": 1 - acc, "train_loss": 1 - acc, "epoch_s": 0.02,
                  "trial_compute_s": 0.02 * epoch, "trial_epoch_equiv": float(epoch), "ws_compute_s": 0.0,
@@ -90,6 +91,7 @@ class _Watch(study.StudyRecorder):
     stored experiment state names: what a driver killed at that moment leaves behind."""
 
     seen: list = []
+    max_running = 0
 
     def on_trial_save(self, iteration, trials, trial, **info):
         own = _ckpt_dirs(trial.storage.trial_fs_path)
@@ -100,11 +102,20 @@ class _Watch(study.StudyRecorder):
                            if stored.get(t.storage.trial_dir_name) is None or stored[t.storage.trial_dir_name].ended)
         live = sum(_ckpt_dirs(t.storage.trial_fs_path) for t in trials if t.status != "TERMINATED")
         _Watch.seen.append((own, ended_stored, live, missing))
+        self._note_running(trials)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        super().on_trial_result(iteration, trials, trial, result, **info)
+        self._note_running(trials)
+
+    @staticmethod
+    def _note_running(trials) -> None:
+        _Watch.max_running = max(_Watch.max_running, sum(t.status == "RUNNING" for t in trials))
 
 
 def _run(method: str, tmp_path, monkeypatch, **kw):
     monkeypatch.setattr(study, "StudyRecorder", _Watch)
-    _Watch.seen = []
+    _Watch.seen, _Watch.max_running = [], 0
     base = dict(experiment="disk", space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}), base_config={},
                 max_t=10, grace_period=1, reduction_factor=3, trials_per_study=2, cpus_per_trial=1.0, tau=0.5)
     base.update(kw)
@@ -139,6 +150,16 @@ def test_asha_keeps_only_the_latest_checkpoint_of_running_trials(ray_local, tmp_
     it = tables["iterations"]
     assert it["trial_id"].nunique() >= 3 and it["epoch"].max() >= 3  # trials ended while others ran on
     _check_bounded(seen, tmp_path, trials=2)
+    _no_restarts(it)
+
+
+def test_four_trials_at_once_with_slow_saves_never_leave_a_dead_reference(ray_local, tmp_path, monkeypatch):
+    # 4 concurrent trials (0.5 CPU each on the 2-CPU Ray), each checkpoint save taking 0.15 s
+    tables, seen = _run("asha", tmp_path, monkeypatch, budget=16.0, max_t=4, trials_per_study=4,
+                        cpus_per_trial=0.5, base_config={"save_s": 0.15})
+    it = tables["iterations"]
+    assert it["trial_id"].nunique() >= 5 and it["epoch"].max() >= 3 and _Watch.max_running == 4
+    _check_bounded(seen, tmp_path, trials=4, running=4)
     _no_restarts(it)
 
 
