@@ -58,7 +58,8 @@ def distance_report(args, cfg, out: Path) -> int:
     try:
         sweep_dir = Path(args.sweep_dir) if args.sweep_dir else out / "sweep"
         if args.sweep_dir is None and not any(sweep_dir.glob("*.parquet")):
-            configs = grid(base, (-3, 0, args.sweep_steps), (-3, 0, args.sweep_steps), [base["batch_size"]], [0])
+            configs = grid(base, (1e-3, 1.0, args.sweep_steps), (1e-3, 1.0, args.sweep_steps), [base["batch_size"]],
+                           [0])
             run_sweep(configs, str(sweep_dir), backend="local")
         print(write_report(out, sweep_dir, base, args.regime_c, experiment=cfg.experiment))
     except ValueError as e:

@@ -44,7 +44,7 @@ def test_local_sweep_records_divergence_and_the_heatmap_has_the_grid(tmp_path, c
     runs, figs = tmp_path / "runs", tmp_path / "figs"
     # α = 10^1.5 diverges; the grid is 2 α × 2 τ × 1 seed
     rc = main(["sweep", *TINY, "--backend", "local", "--epochs", "6", "--log_every", "2",
-               "--lr_pred_logspace", "-2", "1.5", "2", "--tau_logspace", "-1", "0", "2", "--out_dir", str(runs)])
+               "--lr_pred_logspace", "1e-2", "31.622776601683793", "2", "--tau_logspace", "0.1", "1", "2", "--out_dir", str(runs)])
     assert rc == 0, capsys.readouterr().err
     df = pd.read_parquet(runs)
     assert df["run_name"].nunique() == 4
@@ -75,8 +75,8 @@ def test_ray_tune_sweep_2_seeds_3_alpha_3_tau(tmp_path, capsys):
     """The issue's sweep through Ray Tune (its wall time is printed, not asserted: no timed tests)."""
     runs = tmp_path / "runs"
     t0 = time.perf_counter()
-    rc = main(["sweep", "--epochs", "20", "--log_every", "5", "--lr_pred_logspace", "-3", "0", "3",
-               "--tau_logspace", "-2", "0", "3", "--seeds", "0", "1", "--out_dir", str(runs)])
+    rc = main(["sweep", "--epochs", "20", "--log_every", "5", "--lr_pred_logspace", "1e-3", "1", "3",
+               "--tau_logspace", "1e-2", "1", "3", "--seeds", "0", "1", "--out_dir", str(runs)])
     rc = rc or main(["analyze", "--runs_dir", str(runs), "--out", str(tmp_path / "figs"), "--use_last_valid"])
     elapsed = time.perf_counter() - t0
     assert rc == 0, capsys.readouterr().err
@@ -88,6 +88,20 @@ def test_ray_tune_sweep_2_seeds_3_alpha_3_tau(tmp_path, capsys):
     print(f"sweep + analyze: {elapsed:.1f} s")
 
 
+def test_logspace_flags_take_values_as_in_seed_002():
+    """Seed 002: ``--lr_pred_logspace 1e-5 1e-2 4`` is 1e-5 … 1e-2 in 4 points (once read as exponents: α ≈ 1.00–1.02)."""
+    from trainables.linear_byol.cli import _sweep_configs, build_parser
+
+    args = build_parser().parse_args(["sweep", "--lr_pred_logspace", "1e-5", "1e-2", "4", "--tau_logspace", "1e-4",
+                                      "1e-1", "4", "--lr_enc_mode", "logspace", "--lr_enc_logspace", "1e-5", "1e-2",
+                                      "6"])
+    configs = _sweep_configs(args)
+    np.testing.assert_allclose(sorted({c["lr_pred"] for c in configs}), [1e-5, 1e-4, 1e-3, 1e-2], rtol=1e-12)
+    np.testing.assert_allclose(sorted({c["tau"] for c in configs}), [1e-4, 1e-3, 1e-2, 1e-1], rtol=1e-12)
+    np.testing.assert_allclose(sorted({c["lr_enc"] for c in configs}), 10 ** np.linspace(-5, -2, 6), rtol=1e-12)
+    assert len(configs) == 4 * 4 * 6
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["train", "--d_latent", "20", "--d_obs", "10"], "d_latent (20) must be <= d_obs (10)"),
     (["train", "--ema_m", "1.0"], "ema_m must be in [0, 1)"),
@@ -95,9 +109,11 @@ def test_ray_tune_sweep_2_seeds_3_alpha_3_tau(tmp_path, capsys):
     (["train", "--lr_pred", "0"], "lr_pred must be > 0"),
     (["train", "--lr_enc", "-0.1"], "lr_enc must be > 0"),
     (["sweep", "--lr_enc_mode", "fancy"], "--lr_enc_mode must be one of"),
-    (["sweep", "--lr_pred_logspace", "0", "-1", "3"], "--lr_pred_logspace: need start < stop"),
-    (["sweep", "--tau_logspace", "-2", "0", "0"], "--tau_logspace: steps must be an integer >= 1"),
-    (["sweep", "--lr_enc_mode", "logspace", "--lr_enc_logspace", "-1", "-1", "2"], "--lr_enc_logspace: need start"),
+    (["sweep", "--lr_pred_logspace", "1", "0.1", "3"], "--lr_pred_logspace: need start < stop"),
+    (["sweep", "--tau_logspace", "1e-2", "1", "0"], "--tau_logspace: steps must be an integer >= 1"),
+    (["sweep", "--lr_enc_mode", "logspace", "--lr_enc_logspace", "0.1", "0.1", "2"], "--lr_enc_logspace: need start"),
+    (["sweep", "--lr_pred_logspace", "-5", "-2", "4"], "--lr_pred_logspace: start and stop are the values themselves"),
+    (["sweep", "--tau_logspace", "1e-2", "2", "3"], "--tau_logspace: tau = 1 - m must be <= 1"),
     (["train", "--log_wandb"], "--log_wandb needs the wandb package"),
 ])  # fmt: skip
 def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, capsys, argv, needle):

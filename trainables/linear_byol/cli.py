@@ -63,13 +63,17 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _sweep_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lr_pred_logspace", type=float, nargs=3, default=[-3.0, 0.0, 7],
-                   metavar=("START", "STOP", "STEPS"), help="α grid: 10**linspace(start, stop, steps)")
-    p.add_argument("--tau_logspace", type=float, nargs=3, default=[-3.0, 0.0, 7], metavar=("START", "STOP", "STEPS"))
+    p.add_argument("--lr_pred_logspace", type=float, nargs=3, default=[1e-3, 1.0, 7],
+                   metavar=("START", "STOP", "STEPS"),
+                   help="α grid: STEPS values from START to STOP, log-spaced (values, not exponents; "
+                        "seed 002: 1e-5 1e-2 4) (default: %(default)s)")
+    p.add_argument("--tau_logspace", type=float, nargs=3, default=[1e-3, 1.0, 7], metavar=("START", "STOP", "STEPS"),
+                   help="τ = 1 − m grid, as --lr_pred_logspace (default: %(default)s)")
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[128])
     p.add_argument("--lr_enc_mode", default="same", help="same, ratio, logspace, from_tau or auto")
     p.add_argument("--enc_over_pred", type=float, default=1.0, help="ratio mode: β = enc_over_pred·α")
-    p.add_argument("--lr_enc_logspace", type=float, nargs=3, metavar=("START", "STOP", "STEPS"))
+    p.add_argument("--lr_enc_logspace", type=float, nargs=3, metavar=("START", "STOP", "STEPS"),
+                   help="β grid of --lr_enc_mode logspace, as --lr_pred_logspace")
     p.add_argument("--beta_from_tau_c", type=float, default=1.0, help="from_tau mode: β = c·τ")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--backend", default="tune", help="tune (Ray Tune grid_search, default) or local")

@@ -8,8 +8,8 @@ Bad input raises ``ValueError`` naming the argument.
 >>> cfg = resolve_config({"ema_m": 0.99})
 >>> round(cfg["tau"], 12), cfg["d_latent"], cfg["d_obs"]
 (0.01, 10, 100)
->>> logspace((-3.0, 0.0, 4), "--lr_pred_logspace").tolist()
-[0.001, 0.01, 0.1, 1.0]
+>>> [float(f"{v:.3g}") for v in logspace((1e-5, 1e-2, 4), "--lr_pred_logspace")]
+[1e-05, 0.0001, 0.001, 0.01]
 """
 
 from __future__ import annotations
@@ -119,15 +119,22 @@ def steps_per_epoch(cfg: Mapping[str, Any]) -> int:
 
 
 def logspace(triple: Sequence[float], name: str) -> np.ndarray:
-    """``np.logspace(start, stop, steps)`` of a (start, stop, steps) triple (exponents of 10); ValueError names it.
+    """``steps`` values from ``start`` to ``stop``, evenly spaced in log (seed 002: ``1e-5 1e-2 4`` gives
+    1e-5, 1e-4, 1e-3, 1e-2); ValueError names the flag.
 
-    Needs start < stop and an integer steps ≥ 1 (steps 1 gives 10**start).
+    The triple holds the values themselves, not exponents of 10: 0 < start < stop and an integer steps ≥ 1
+    (steps 1 gives ``start``). A start ≤ 0 (an exponent, as this flag once read) says so.
     """
     if len(triple) != 3:
         raise ValueError(f"{name} needs three values (start stop steps), got {list(triple)!r}")
-    start, stop, steps = triple
-    if not (math.isfinite(float(start)) and math.isfinite(float(stop))) or not float(start) < float(stop):
-        raise ValueError(f"{name}: need start < stop (exponents of 10), got start={start!r}, stop={stop!r}")
-    if float(steps) != int(float(steps)) or int(float(steps)) < 1:
-        raise ValueError(f"{name}: steps must be an integer >= 1, got {steps!r}")
-    return np.logspace(float(start), float(stop), int(float(steps)))
+    start, stop, steps = (float(v) for v in triple)
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise ValueError(f"{name}: start and stop must be finite, got start={start:g}, stop={stop:g}")
+    if start <= 0:
+        raise ValueError(f"{name}: start and stop are the values themselves and must be > 0 (e.g. 1e-5 1e-2 4), "
+                         f"got start={start:g}; exponents are no longer accepted")
+    if not start < stop:
+        raise ValueError(f"{name}: need start < stop, got start={start:g}, stop={stop:g}")
+    if steps != int(steps) or int(steps) < 1:
+        raise ValueError(f"{name}: steps must be an integer >= 1, got {steps:g}")
+    return np.geomspace(start, stop, int(steps))

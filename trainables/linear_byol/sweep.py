@@ -47,7 +47,7 @@ def grid(base: Mapping[str, Any], lr_pred_logspace: Sequence[float], tau_logspac
     alphas = logspace(lr_pred_logspace, "--lr_pred_logspace")
     taus = logspace(tau_logspace, "--tau_logspace")
     if taus.max() > 1.0:
-        raise ValueError(f"--tau_logspace: tau = 1 - m must be <= 1 (stop <= 0), got up to {taus.max():g}")
+        raise ValueError(f"--tau_logspace: tau = 1 - m must be <= 1 (stop <= 1), got up to {taus.max():g}")
     if not batch_sizes:
         raise ValueError("--batch_sizes needs at least one batch size")
     if not seeds:
