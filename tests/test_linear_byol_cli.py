@@ -65,9 +65,27 @@ def test_local_sweep_records_divergence_and_the_heatmap_has_the_grid(tmp_path, c
     diverged_at = {r: int(g["epoch"].max()) for r, g in div.groupby("run_name")}
     if all(e > 2 for e in diverged_at.values()):  # a finite row logged before the divergence stands in
         assert np.isfinite(z_marked[1]).all()
-    assert len(marked["heatmap_W_Fro_aligned_bs128"].data) == 2  # the × markers of the diverged cells
+    assert [t.name for t in marked["heatmap_W_Fro_aligned_bs128"].data].count("diverged") == 1  # the × markers
     assert {p.name for p in figs.iterdir()} == {"heatmap_W_Fro_aligned_bs128.html", "heatmap_BA_err_aligned_bs128.html",
                                                 "slices_loss_bs128.html"}
+    # each cell shows its value; the dashed line is α·H = c·τ at the median logged H_t of epoch 6 (c = 1)
+    hm = plain["heatmap_W_Fro_aligned_bs128"].data[0]
+    assert hm.texttemplate == "%{text}"
+    assert [list(r) for r in hm.text] == [[f"{v:.3g}" if np.isfinite(v) else "" for v in r] for r in z_plain]
+    h = float(df[(df["epoch"] == 6) & ~df["diverged"]]["H_t"].median())
+    (line,) = [t for t in plain["heatmap_W_Fro_aligned_bs128"].data if t.name and t.name.startswith("α·H = c·τ")]
+    np.testing.assert_allclose(np.array(line.y) - np.array(line.x), [np.log10(1.0 / h)] * 2, rtol=1e-12)
+    np.testing.assert_allclose(line.x, [-1, 0])
+    wide = analyze(runs, tmp_path / "wide", epoch=6, static=False, regime_c=0.4)
+    (line,) = [t for t in wide["heatmap_BA_err_aligned_bs128"].data if t.name and t.name.startswith("α·H")]
+    np.testing.assert_allclose(line.y[0] - line.x[0], np.log10(0.4 / h), rtol=1e-12)
+    # an epoch beyond the runs' length, or one no run logged, is refused in one line (blank heatmaps before)
+    for epoch, needle in (("50", "--epoch 50 is beyond the runs' length: the longest run logged up to epoch 6"),
+                          ("5", "--epoch 5: no run logged that epoch (logged: 2, ")):
+        capsys.readouterr()
+        assert main(["analyze", "--runs_dir", str(runs), "--out", str(tmp_path / "late"), "--epoch", epoch]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "late").exists()
 
 
 @pytest.mark.slow

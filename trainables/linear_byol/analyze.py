@@ -6,7 +6,9 @@ row at that epoch. A run that diverged before (or at) it has none: it is a NaN c
 hover text). Seeds are averaged (mean over the runs of a cell). With the sweep's β modes a cell may
 hold several β: they are averaged too, and the figure's title says so.
 
-Figures (plotly): ``heatmap_<metric>_bs<B>``, ``heatmap_<enc_metric>_bs<B>`` (y = α, x = τ, both log10)
+Figures (plotly): ``heatmap_<metric>_bs<B>``, ``heatmap_<enc_metric>_bs<B>`` (y = α, x = τ, both log10;
+each cell shows its value, and the dashed line is the edge of the analytic regime α·H ≲ c·τ of seed 002's
+auto schedule, H the median logged curvature ``H_t`` of the batch size's runs at ``epoch``, c ``regime_c``)
 and ``slices_loss_bs<B>`` (the loss at ``epoch`` vs α, one line per τ). Each is written as a
 self-contained HTML file, and as PDF and PNG through :func:`ohgw.analysis.report.export_static`
 where kaleido finds a browser (otherwise one log line says why; the HTML stands).
@@ -81,18 +83,44 @@ def grids(df: pd.DataFrame, metric: str, epoch: int, use_last_valid: bool) -> li
     return result
 
 
-def heatmap(g: Grid, metric: str, epoch: int) -> go.Figure:
-    """The (log10 τ, log10 α) heatmap of one batch size; marked cells carry an × and say so on hover."""
+def curvature_at(df: pd.DataFrame, epoch: int) -> dict[int, float]:
+    """Batch size → median ``H_t`` over its runs' non-diverged rows at ``epoch`` (batch sizes without one left out)."""
+    at = df[(df["epoch"] == epoch) & ~df["diverged"].astype(bool)]
+    out = {}
+    for bs, sub in at.groupby("batch_size"):
+        h = sub["H_t"].astype(float)
+        h = h[np.isfinite(h) & (h > 0)]
+        if len(h):
+            out[int(bs)] = float(h.median())
+    return out
+
+
+def regime_line(g: Grid, c: float, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """(log10 τ, log10 α) of the line α·H = c·τ across the heatmap's τ range (log10 α = log10 τ + log10(c/H))."""
+    x = np.log10(g.taus[[0, -1]]) if len(g.taus) > 1 else np.log10(g.taus[[0, 0]]) + np.array([-0.5, 0.5])
+    return x, x + math.log10(c / h)
+
+
+def heatmap(g: Grid, metric: str, epoch: int, regime: tuple[float, float] | None = None) -> go.Figure:
+    """The (log10 τ, log10 α) heatmap of one batch size, each cell labelled with its value; marked cells carry an
+    × and say so on hover; ``regime`` = (c, H) adds the line α·H = c·τ."""
     x, y = np.log10(g.taus), np.log10(g.alphas)
-    text = [[f"α={a:.3g}, τ={t:.3g}<br>{metric}={v:.4g}<br>runs: {n}" + ("<br>diverged: last valid value" if m else "")
-             for t, v, m, n in zip(g.taus, row, mrow, nrow)]
-            for a, row, mrow, nrow in zip(g.alphas, g.values, g.marked, g.runs)]
-    fig = go.Figure(go.Heatmap(x=x, y=y, z=g.values, text=text, hoverinfo="text", colorscale="Viridis",
-                               colorbar={"title": metric}))
+    hover = [[f"α={a:.3g}, τ={t:.3g}<br>{metric}={v:.4g}<br>runs: {n}" + ("<br>diverged: last valid value" if m else "")
+              for t, v, m, n in zip(g.taus, row, mrow, nrow)]
+             for a, row, mrow, nrow in zip(g.alphas, g.values, g.marked, g.runs)]
+    labels = [[f"{v:.3g}" if np.isfinite(v) else "" for v in row] for row in g.values]
+    fig = go.Figure(go.Heatmap(x=x, y=y, z=g.values, text=labels, texttemplate="%{text}", hovertext=hover,
+                               hoverinfo="text", colorscale="Viridis", colorbar={"title": metric}))
     mi, mj = np.nonzero(g.marked)
     if len(mi):
         fig.add_trace(go.Scatter(x=x[mj], y=y[mi], mode="markers", name="diverged",
                                  marker={"symbol": "x", "size": 12, "color": "red"}, hoverinfo="skip"))
+    if regime is not None:
+        c, h = regime
+        lx, ly = regime_line(g, c, h)
+        fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", name=f"α·H = c·τ (c={c:g}, H={h:.3g})",
+                                 line={"dash": "dash", "color": "white", "width": 2}, hoverinfo="name"))
+        fig.update_yaxes(range=[y.min() - 0.5, y.max() + 0.5])  # the line must not stretch the α axis
     fig.update_layout(title=f"{metric} at epoch {epoch}, batch size {g.batch_size} (mean over seeds)",
                       xaxis_title="log10 τ (EMA rate, 1 − m)", yaxis_title="log10 α (predictor lr)",
                       width=700, height=560)
@@ -116,24 +144,35 @@ def _write_html(fig: go.Figure, path: Path) -> None:
 
 def analyze(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, metric: str = "W_Fro_aligned",
             enc_metric: str = "BA_err_aligned", epoch: int | None = None, use_last_valid: bool = False,
-            static: bool = True) -> dict[str, go.Figure]:
+            static: bool = True, regime_c: float = 1.0) -> dict[str, go.Figure]:
     """Every figure of the module docstring for the runs in ``runs_dir``, written into ``out_dir``.
 
-    ``epoch`` None: the largest epoch any run logged. Returns the figures by name.
+    ``epoch`` None: the largest epoch any run logged; an epoch that no run logged is a ValueError (its
+    heatmaps would be blank), as is a ``regime_c`` <= 0. Returns the figures by name.
     """
     for name, m in (("--metric", metric), ("--enc_metric", enc_metric)):
         if m not in ROW_METRICS:
             raise ValueError(f"{name} must be one of {', '.join(ROW_METRICS)}, got {m!r}")
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1):
         raise ValueError(f"--epoch must be an integer >= 1, got {epoch!r}")
+    if isinstance(regime_c, bool) or not isinstance(regime_c, (int, float)) or not math.isfinite(regime_c) \
+            or regime_c <= 0:
+        raise ValueError(f"--regime_c must be a number > 0, got {regime_c!r}")
     df = read_runs(runs_dir)
-    epoch = int(df["epoch"].max()) if epoch is None else epoch
-    if not (df["epoch"] <= epoch).any():
-        raise ValueError(f"--epoch {epoch}: no run logged an epoch <= {epoch} (first logged: {int(df['epoch'].min())})")
+    last = int(df["epoch"].max())
+    epoch = last if epoch is None else epoch
+    if epoch > last:
+        raise ValueError(f"--epoch {epoch} is beyond the runs' length: the longest run logged up to epoch {last}")
+    if not (df["epoch"] == epoch).any():
+        logged = sorted(int(e) for e in df["epoch"].unique())
+        shown = ", ".join(map(str, logged[:6])) + (", …" if len(logged) > 6 else "")
+        raise ValueError(f"--epoch {epoch}: no run logged that epoch (logged: {shown})")
+    curvature = curvature_at(df, epoch)
     figs: dict[str, go.Figure] = {}
     for m in dict.fromkeys((metric, enc_metric)):
         for g in grids(df, m, epoch, use_last_valid):
-            figs[f"heatmap_{m}_bs{g.batch_size}"] = heatmap(g, m, epoch)
+            h = curvature.get(g.batch_size)
+            figs[f"heatmap_{m}_bs{g.batch_size}"] = heatmap(g, m, epoch, None if h is None else (regime_c, h))
     for g in grids(df, "loss", epoch, use_last_valid):
         figs[f"slices_loss_bs{g.batch_size}"] = slices(g, epoch)
     out = Path(out_dir)
@@ -147,4 +186,4 @@ def analyze(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, metric: str
     return figs
 
 
-__all__ = ["Grid", "METRIC_KEYS", "analyze", "grids", "heatmap", "slices", "values_at"]
+__all__ = ["Grid", "METRIC_KEYS", "analyze", "curvature_at", "grids", "heatmap", "regime_line", "slices", "values_at"]

@@ -88,6 +88,8 @@ def _analyze_flags(p: argparse.ArgumentParser, runs_dir_required: bool) -> None:
     p.add_argument("--enc_metric", default="BA_err_aligned")
     p.add_argument("--epoch", type=int, help="epoch of the heatmaps (default: the last logged)")
     p.add_argument("--use_last_valid", action="store_true", help="diverged runs: their last finite value, marked")
+    p.add_argument("--regime_c", type=float, default=1.0,
+                   help="c of the heatmaps' line α·H = c·τ, the edge of the regime α·H ≲ c·τ (default: %(default)s)")
     p.add_argument("--out", help="figure folder" + ("" if runs_dir_required else " (default: <out_dir>/figs)"),
                    **({"default": "figs"} if runs_dir_required else {}))
     p.add_argument("--no_static", action="store_true", help="HTML only (no PDF/PNG)")
@@ -146,7 +148,7 @@ def _analyze(args: argparse.Namespace, runs_dir: str, out: str) -> None:
     from .analyze import analyze
 
     figs = analyze(runs_dir, out, args.metric, args.enc_metric, args.epoch, args.use_last_valid,
-                   static=not args.no_static)
+                   static=not args.no_static, regime_c=args.regime_c)
     print(f"analyze: {len(figs)} figures in {out}", file=sys.stderr)
 
 
