@@ -12,7 +12,10 @@ $(VENV)/.installed: pyproject.toml constraints-dev.txt
 
 install: $(VENV)/.installed
 
+# the figures' PDF/PNG need Chromium: installed here when possible; without it the job still runs, and its
+# analysis prints one line naming the command that installs it
 run: install
+	-bash scripts/ensure_chromium.sh
 	$(PY) experiments/asha_vs_ohgw.py
 
 test: install

@@ -1,8 +1,13 @@
 #!/usr/bin/env python
 """Analyse an OHGW results directory: T@tau tables, paired tests, criteria, report.html, summary.json.
 
-    python experiments/analyze.py RESULTS_DIR [--tau 0.9] [--out report.html] [--experiment NAME]
+    python experiments/analyze.py RESULTS_DIR [--tau 0.9] [--out FOLDER] [--experiment NAME]
                                              [--clock compute] [--quiet]
+
+A re-analysis never changes a file the study wrote: its report.html, summary.json, tables.txt and
+figures/ go together into a folder of its own, RESULTS_DIR/analysis[-tau<tau>][-<clock>][-<experiment>]
+(e.g. results/x/analysis-tau0.85/), or the folder --out names (``--out x/report_t09.html`` means the
+folder x/report_t09/).
 
 Bad input exits with status 2 and one line on stderr; warnings (unpaired seeds, tau never
 reached, ...) go to stderr one line each and do not change the exit status.
@@ -20,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="analyze", description=__doc__.splitlines()[0])
     p.add_argument("results_dir", help="directory written by the study runner (iterations/, trials/, studies/)")
     p.add_argument("--tau", type=float, default=None, help="target score (default: the studies' tau)")
-    p.add_argument("--out", default=None, help="report HTML path (default RESULTS_DIR/report.html); "
-                                               "summary.json is written beside it")
+    p.add_argument("--out", default=None, help="folder of this analysis (default RESULTS_DIR/analysis-tau<tau>...); "
+                                               "a path ending in .html names the folder without the suffix")
     p.add_argument("--experiment", default=None, help="experiment to analyse when the directory holds several")
     p.add_argument("--clock", default="compute", choices=["wall", "compute", "epochs"],
                    help="clock of the success-criteria verdict (default compute)")
@@ -29,12 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="analyze: %(message)s")
 
-    from ohgw.analysis import AnalysisError, AnalysisWarning, analyze
+    from ohgw.analysis import AnalysisError, AnalysisWarning, analyze, reanalysis_dir
+    from ohgw.analysis.outdir import REPORT_NAME
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AnalysisWarning)
         try:
-            analyze(args.results_dir, tau=args.tau, out_html=args.out, quiet=args.quiet,
+            folder = reanalysis_dir(args.results_dir, out=args.out, tau=args.tau, clock=args.clock,
+                                    experiment=args.experiment)
+            analyze(args.results_dir, tau=args.tau, out_html=folder / REPORT_NAME, quiet=args.quiet,
                     experiment=args.experiment, clock=args.clock)
         except AnalysisError as e:
             print(f"analyze: error: {e}", file=sys.stderr)

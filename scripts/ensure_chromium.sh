@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make Debian's chromium available for the report's headless-browser test (tests/test_analysis_report.py).
+# Make Debian's chromium available: the figures' PDF/PNG export (kaleido drives it; `make run`) and the
+# report's headless-browser test (tests/test_analysis_report.py; `make test`).
 #
 # Exits 0 when chromium is present (CHROMIUM_BIN, default /usr/bin/chromium, or `chromium` on PATH)
 # or once it has installed it with apt-get (needs root). Otherwise it fails loudly: one line
@@ -10,7 +11,7 @@ set -u
 BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 
 fail() {
-    echo "ensure_chromium: error: $1; the report test (tests/test_analysis_report.py) needs chromium" >&2
+    echo "ensure_chromium: error: $1; the figures' PDF/PNG and the report test (tests/test_analysis_report.py) need chromium" >&2
     exit 1
 }
 

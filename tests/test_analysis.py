@@ -255,7 +255,7 @@ def test_cli_warns_and_exits_zero_when_tau_is_never_reached(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "analyze: warning: tau 0.999 was reached by no study (best val_acc seen: 0.99)" in err
-    assert (tmp_path / "summary.json").exists()
+    assert (tmp_path / "o" / "summary.json").exists()  # --out x.html: the analysis folder x/
     assert cli.main([str(tmp_path / "r"), "--experiment", "nope"]) == 2
     assert "analyze: error: experiment 'nope': not in results_dir" in capsys.readouterr().err
 

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from .load import CLOCKS, AnalysisError, AnalysisWarning, Results, load_results
+from .outdir import REPORT_NAME, reanalysis_dir
 from .report import figures, write_report
 from .summary import THRESHOLDS, Summary, compute, write_json
 from .text import format_tables, sections
@@ -38,6 +39,7 @@ __all__ = [
     "format_brief",
     "format_tables",
     "load_results",
+    "reanalysis_dir",
 ]
 
 
@@ -71,8 +73,10 @@ def analyze(
 ) -> Summary:
     """Analyse ``results_dir``: print the tables (unless ``quiet``), write the report, tables and summary.
 
-    ``out_html`` defaults to ``RESULTS_DIR/report.html``; ``summary.json``, ``tables.txt`` (every table as
-    text) and ``figures/`` (each figure as PDF and PNG, unless ``static`` is false) go beside it. ``brief``
+    ``out_html`` defaults to ``report.html`` in a re-analysis folder of its own (:func:`reanalysis_dir`:
+    ``RESULTS_DIR/analysis[-tau<tau>]...``), so the study's own files are never changed; ``summary.json``,
+    ``tables.txt`` (every table as text) and ``figures/`` (each figure as PDF and PNG, unless ``static`` is
+    false) go beside it. ``brief``
     prints the headline tables only (:func:`format_brief`). ``tau`` overrides the studies' target; ``clock``
     ("wall", "compute", "epochs") is the clock of the verdict. Raises :class:`AnalysisError` (a ValueError)
     with one line for bad input.
@@ -81,7 +85,8 @@ def analyze(
     summary = compute(res, tau=tau, primary_clock=clock)
     tables = format_tables(summary)
     if write:
-        html_path = Path(out_html) if out_html is not None else Path(results_dir) / "report.html"
+        html_path = (Path(out_html) if out_html is not None
+                     else reanalysis_dir(results_dir, tau=tau, clock=clock, experiment=experiment) / REPORT_NAME)
         summary.html_path = str(html_path)
         summary.json_path = str(html_path.parent / "summary.json")
         summary.static_figures = write_report(summary, html_path, static=static)

@@ -92,8 +92,15 @@ def survival(res: Results, levels: dict[str, list[float]]) -> dict[str, dict]:
     return out
 
 
+# below this many values per group a box plot misleads: figures draw the values themselves
+FEW_POINTS = 5
+
 def shifts(res: Results) -> dict[str, dict[str, dict]]:
-    """Per method whose x' differs from x somewhere, per psi: summary of du = u(x') - u(x) over its trials."""
+    """Per method whose x' differs from x somewhere, per psi: summary of du = u(x') - u(x) over its trials.
+
+    With fewer than :data:`FEW_POINTS` trials the summary also keeps the values themselves (``values``),
+    so a figure draws them instead of a box.
+    """
     out: dict[str, dict[str, dict]] = {}
     tr = res.trials
     for m in res.methods:
@@ -113,6 +120,8 @@ def shifts(res: Results) -> dict[str, dict[str, dict]]:
                 "q05": float(q[0]), "q25": float(q[1]), "median": float(q[2]), "q75": float(q[3]), "q95": float(q[4]),
                 "share_moved": float(np.mean(du != 0)),
             }
+            if len(du) < FEW_POINTS:
+                per[p]["values"] = [float(v) for v in du]
         if per and any(d["share_moved"] > 0 for d in per.values()):
             out[m] = per
     return out

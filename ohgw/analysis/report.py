@@ -3,7 +3,8 @@
 Figures: best-so-far vs time (median line, IQR band per method, one panel per clock); T@tau per
 method (box + every study as a point, lines joining the seeds of each method/vanilla pair,
 censored studies as open markers at their budget); T@tau profiles over a range of tau; survival
-of configs per rung; |g| vs eventual benefit heatmap; x -> x' shift per psi.
+of configs per rung; |g| vs eventual benefit heatmap; x -> x' shift per psi. Every box plot draws
+the points themselves instead of a box when a group has fewer than :data:`~.configs.FEW_POINTS`.
 
 The page carries a tiny self-check: after load it sets ``data-figures-ok="k/n"`` on ``<body>``
 (k = figure divs that plotly rendered with data) and ``data-js-errors`` (errors caught by
@@ -27,6 +28,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from .configs import FEW_POINTS
 from .load import CLOCKS
 from .text import sections
 
@@ -80,8 +82,9 @@ def fig_ttt(s) -> go.Figure:
     for k, c in enumerate(CLOCKS, start=1):
         for m in s.methods:
             d = ps[ps["method"] == m]
-            fig.add_trace(go.Box(x=[m] * len(d), y=d[f"T_{c}"].tolist(), name=m, marker_color=col[m],
-                                 boxpoints=False, legendgroup=m, showlegend=False), row=1, col=k)
+            if len(d) >= FEW_POINTS:  # fewer: only the points below, a box of 2 studies would mislead
+                fig.add_trace(go.Box(x=[m] * len(d), y=d[f"T_{c}"].tolist(), name=m, marker_color=col[m],
+                                     boxpoints=False, legendgroup=m, showlegend=False), row=1, col=k)
             for reached, sym in ((True, "circle"), (False, "circle-open")):
                 e = d[d["reached"] == reached]
                 if len(e):
@@ -166,10 +169,16 @@ def fig_shift(s) -> go.Figure:
             d = per.get(p)
             if d is None:
                 continue
+            if "values" in d:  # fewer than FEW_POINTS trials: the values themselves, not a box
+                fig.add_trace(go.Scatter(x=[m] * len(d["values"]), y=d["values"], mode="markers", name=m,
+                                         marker={"color": col.get(m), "size": 7}, legendgroup=m,
+                                         showlegend=k == 1), row=1, col=k)
+                continue
             fig.add_trace(go.Box(x=[m], q1=[d["q25"]], median=[d["median"]], q3=[d["q75"]], lowerfence=[d["q05"]],
                                  upperfence=[d["q95"]], mean=[d["mean"]], name=m, marker_color=col.get(m),
                                  legendgroup=m, showlegend=k == 1), row=1, col=k)
-    fig.update_layout(title="x -> x' shift per psi in search coordinates (box: IQR, whiskers q05-q95, dashed: mean)",
+    fig.update_layout(title="x -> x' shift per psi in search coordinates (box: IQR, whiskers q05-q95, dashed: mean; "
+                            f"under {FEW_POINTS} trials: each trial)",
                       height=420)
     return fig
 
@@ -257,6 +266,9 @@ def render_html(s, figs: dict[str, go.Figure]) -> str:
 
 # static export: CSS pixels; a PDF page is width x height at 72 dpi / 96 (0.75 pt per px), a PNG is PNG_SCALE x that
 STATIC_FORMATS = ("pdf", "png")
+# what the one console line says when no browser is found (``make run`` and ``make test`` run the first form)
+INSTALL_HINT = ("install Chromium with `sudo apt-get install -y chromium` (in a checkout: `sudo bash "
+                "scripts/ensure_chromium.sh`; without root: `kaleido_get_chrome`), then rerun the analysis")
 STATIC_WIDTH = 1000
 STATIC_HEIGHT = 450  # for a figure whose layout sets no height
 PNG_SCALE = 2
@@ -296,6 +308,9 @@ def export_static(figs: dict[str, go.Figure], fig_dir: Path, formats: tuple[str,
         import kaleido
     except ImportError as e:
         return skipped(f"kaleido is not importable ({e})")
+    browser = browser_path()
+    if browser is not None and not os.access(browser, os.X_OK):
+        return skipped(f"no Chromium at {browser}; {INSTALL_HINT}")
     fig_dir.mkdir(parents=True, exist_ok=True)
     specs, paths = [], []
     for name, fig in figs.items():
@@ -305,7 +320,6 @@ def export_static(figs: dict[str, go.Figure], fig_dir: Path, formats: tuple[str,
             opts = {"format": fmt, "width": width, "height": height, "scale": PNG_SCALE if fmt == "png" else 1}
             specs.append({"fig": fig, "path": path, "opts": opts})
             paths.append(path)
-    browser = browser_path()
     kopts = {"mathjax": False, **({"path": browser} if browser else {})}
     t0 = time.time()
     # kaleido and choreographer log every tab and temp file at INFO (some after the export, from their cleanup):
@@ -316,6 +330,8 @@ def export_static(figs: dict[str, go.Figure], fig_dir: Path, formats: tuple[str,
     try:
         errors = kaleido.write_fig_from_object_sync(specs, kopts=kopts)
     except Exception as e:  # noqa: BLE001 - no browser, browser crashed, timeout: the HTML report stands
+        if type(e).__name__ == "ChromeNotFoundError":
+            return skipped(f"no Chromium found (PATH, /usr/bin/chromium, kaleido's own); {INSTALL_HINT}")
         msg = str(e).strip().splitlines()[0] if str(e).strip() else "no message"
         return skipped(f"{type(e).__name__}: {msg} (browser: {browser or 'kaleido default'})")
     written = [str(p) for p in paths if p.is_file() and p.stat().st_size > 0]
