@@ -266,6 +266,12 @@ def test_every_model_has_complete_defaults_with_its_own_keys():
     ({"dataset_type": "Many"}, r"dataset_type must be one of .*'Many'"),
     ({"pred_horizon": 17}, r"pred_horizon must be an integer in \[1, 16\], got 17"),
     ({"dataset_noize": 0.5}, r"unknown config key 'dataset_noize' .*did you mean 'dataset_noise'"),
+    ({"learning_rate": 1e-3}, r"unknown config key 'learning_rate' .*; did you mean 'lr'\?$"),  # was teacher_forcing
+    ({"weight_decay": 0.0}, r"; did you mean 'wd'\?$"),
+    ({"epochs": 3}, r"; did you mean 'max_t'\?$"),
+    ({"model_type": "SimCLR", "temp": 0.2}, r"; did you mean 'temperature'\?$"),
+    ({"vicreg.base_lr": 0.1}, r"keys are flat here \(no sub-configs\): did you mean 'lr'\?$"),
+    ({"qqqq": 1}, r"unknown config key 'qqqq' for model_type VICReg$"),
     ({"teacher_forcing": 1.5}, r"teacher_forcing must be in \[0, 1\]"),
 ])  # fmt: skip
 def test_bad_config_is_one_clear_error(override, match):

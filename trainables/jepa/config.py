@@ -3,7 +3,8 @@
 :data:`DEFAULTS` maps each ``model_type`` (``VICReg``, ``SimCLR``, ``RSSM``) to its complete
 defaults: :data:`COMMON` plus the model's own keys. :func:`resolve_config` fills a config from the
 defaults of its ``model_type`` and checks every key: a key that the model does not know is an
-error naming the closest known key (difflib), so a typo never silently trains with a default.
+error naming the key it most likely means (:func:`trainables.config_keys.suggestion`: an alias table,
+``learning_rate`` → ``lr``, then the closest spelling), so a typo never silently trains with a default.
 Protocol keys (the OHGW instruction, the trial index, recorded x / g) pass through.
 
 :func:`load_overrides` reads ``--configs a.yaml b.yaml`` (later files win) and ``--values k=v``
@@ -15,11 +16,13 @@ Protocol keys (the OHGW instruction, the trial index, recorded x / g) pass throu
 >>> resolve_config({"var_cof": 1.0})
 Traceback (most recent call last):
 ValueError: unknown config key 'var_cof' for model_type VICReg; did you mean 'var_coeff'?
+>>> resolve_config({"learning_rate": 1e-3})
+Traceback (most recent call last):
+ValueError: unknown config key 'learning_rate' for model_type VICReg; did you mean 'lr'?
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,6 +31,7 @@ import numpy as np
 
 from ohgw import protocol
 from trainables import checks
+from trainables.config_keys import suggestion
 
 from .world import WORLD_TYPES, WorldSpec
 
@@ -97,11 +101,6 @@ LOSS_HYPERPARAMETERS = {"VICReg": ("var_coeff", "cov_coeff"), "SimCLR": ("temper
 ALL_KEYS = sorted({k for d in DEFAULTS.values() for k in d})
 
 
-def _closest(key: str, known: Iterable[str]) -> str:
-    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.0)
-    return f"; did you mean {match[0]!r}?" if match else ""
-
-
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The defaults of ``config["model_type"]`` updated with ``config``, validated (ValueError names the key)."""
     model = config.get("model_type", COMMON["model_type"])
@@ -110,7 +109,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     defaults = DEFAULTS[model]
     for key in config:
         if key not in defaults and not protocol.is_protocol_key(key):
-            raise ValueError(f"unknown config key {key!r} for model_type {model}{_closest(key, defaults)}")
+            raise ValueError(f"unknown config key {key!r} for model_type {model}{suggestion(key, defaults)}")
     cfg = {**defaults, **dict(config)}
     checks.choice(cfg, "dataset_type", WORLD_TYPES)
     checks.choice(cfg, "optimizer", OPTIMIZERS)

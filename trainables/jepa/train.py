@@ -22,6 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ohgw.results import atomic_path
+from trainables import checks
 
 from .config import load_overrides, resolve_config
 from .run import METRIC, JepaRun
@@ -37,7 +38,7 @@ def run(config: dict, output_path: str, progress: bool = True) -> list[dict]:
     """Train ``config`` to its max_t, writing the Parquet after each epoch; returns the reports."""
     from trainables.scaffold import Trial
 
-    trial = Trial(JepaRun(config))
+    trial = Trial.start(JepaRun, config)
     rows: list[dict] = []
     cfg_json = json.dumps(trial.run.config, sort_keys=True, default=str)
     with tqdm(total=trial.run.config["max_t"], desc=f"{config.get('model_type', 'VICReg')}", unit="epoch",
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_overrides(args.configs, args.values)
         cfg = resolve_config(config)
+        checks.deterministic(config), checks.resolve_device(cfg["device"])  # bad input: one line, before any work
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

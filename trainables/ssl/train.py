@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from ohgw import protocol
 from ohgw.results import atomic_path
+from trainables.checks import true_or_false
 
 FLAGS = {  # flag → (config key, type)
     "--method": ("method", str), "--root-dir": ("root_dir", str), "--window-size": ("window_size", int),
@@ -38,6 +39,7 @@ FLAGS = {  # flag → (config key, type)
     "--steps-per-epoch": ("steps_per_epoch", int), "--seed": (protocol.SEED_KEY, int),
     "--split-seed": ("split_seed", int), "--device": ("device", str), "--label": ("label", str),
     "--cache-dir": ("cache_dir", str), "--encoder": ("encoder", str), "--cache": ("cache", str),
+    "--deterministic": ("deterministic", true_or_false),
 }  # fmt: skip
 
 
@@ -107,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.path.isdir(out):
             raise ValueError(f"--out {out!r} is a directory; give a file name")
         set_num_threads(args.threads)
-        trial = Trial(SSLRun(config))
+        trial = Trial.start(SSLRun, config)
     except ValueError as e:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
