@@ -6,7 +6,9 @@
 - :mod:`ohgw.studies.ledger`: trial numbering and init seeds, the budget, the per-epoch recorder
   (reports are read through :mod:`ohgw.protocol` only);
 - :mod:`ohgw.studies.tables`: a finished study's three tables (:mod:`ohgw.results`) plus provenance;
-- :mod:`ohgw.studies.runner`: admission over GPU groups, resume, atomic export;
+- :mod:`ohgw.studies.runner`: the scheduling loop (admission over GPU groups, resume, atomic export), with
+  :mod:`~ohgw.studies.progress` (the console), :mod:`~ohgw.studies.manifest` (one experiment per directory),
+  :mod:`~ohgw.studies.dashboard` (dashboard safety) and :mod:`~ohgw.studies.ray_session` (Ray start-up, log file);
 - :mod:`ohgw.studies.cluster`: labelled GPU groups; :mod:`ohgw.studies.cli`: the experiments' command line.
 
 ``ohgw`` never imports ``trainables``: the scripts in ``experiments/`` pass the trainable in.
