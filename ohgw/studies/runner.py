@@ -134,13 +134,15 @@ def run_experiment(
 
 
 def study_slots(cfg: ExperimentConfig, groups: Sequence[Group]) -> list[Group]:
-    """One entry per study that fits at once (a whole slice each), in the order studies take them."""
-    slots: list[Group] = []
-    for g in groups:
-        slots.extend([g] * g.study_slots(cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.trials_per_study))
-    # interleave groups so that consecutive studies land on different groups
-    slots.sort(key=lambda g: [x.name for x in groups].index(g.name) if g else 0)
-    slots = [s for i in range(len(slots)) for s in slots[i::len(slots)]][: len(slots)]
+    """One entry per study that fits at once (a whole slice each), round-robin over the groups.
+
+    >>> from types import SimpleNamespace  # the three resource fields of an ExperimentConfig
+    >>> cfg = SimpleNamespace(cpus_per_trial=1.0, gpus_per_trial=0.0, trials_per_study=1)
+    >>> [g.name for g in study_slots(cfg, [Group("a", 2, 0), Group("b", 3, 0)])]
+    ['a', 'b', 'a', 'b', 'b']
+    """
+    per_group = [g.study_slots(cfg.cpus_per_trial, cfg.gpus_per_trial, cfg.trials_per_study) for g in groups]
+    slots = [g for i in range(max(per_group, default=0)) for g, n in zip(groups, per_group, strict=True) if i < n]
     if not slots:
         raise ValueError(f"no group of the cluster holds one study ({cfg.trials_per_study} trials × "
                          f"{cfg.cpus_per_trial} CPU, {cfg.gpus_per_trial} GPU); lower --trials-per-study or resources")
