@@ -14,6 +14,8 @@ parser here. Three directions:
 ``config["trial_index"]``   the trial's index in its study (the harness numbers trials)
 ``config["seed"]``          the trial's model-init / data-order seed (the harness sets it)
 ``config["max_t"]``         the trial's maximum length in epochs (the harness sets it)
+``config["deterministic"]`` CUDA determinism for the trial's process (bool; absent: true; the
+                            harness sets it): twins of a pair stay bit-identical on a GPU too
 ==========================  ====================================================================
 
 **Result keys, trainable → wrapper and harness** (the *reporting contract*, every report)
@@ -23,7 +25,7 @@ parser here. Three directions:
 ``trial_compute_s`` (cumulative compute seconds, warm-start included), ``trial_epoch_equiv``
 (epochs done + warm-start compute / first-epoch compute), ``ws_compute_s`` (warm-start compute
 charged at this report: the first report only), ``epoch_s``, ``samples_per_s``, ``peak_rss_mib``,
-plus ``diverged`` / ``collapsed`` (a clean ending), ``node_id``, ``device`` and ``hp/<ψ>`` (the
+plus ``diverged`` / ``collapsed`` (a clean ending), ``node_id``, ``device``, ``deterministic`` and ``hp/<ψ>`` (the
 values trained with). The first report of a warm-started trial adds the *warm-start keys*
 (:func:`warm_start_result`): ``ohgw/x/<ψ>`` (x), ``ohgw/x_prime/<ψ>`` (x′), ``ohgw/g/<ψ>`` (the
 hyper-gradient in search coordinates), the settings actually used (``ohgw/mode``,
@@ -60,6 +62,7 @@ INSTRUCTION_KEY = "ohgw"  # the warm-start instruction dict
 TRIAL_INDEX_KEY = "trial_index"  # the trial's creation index in its study (also inside the instruction)
 SEED_KEY = "seed"  # the trial's model-init / data-order seed
 MAX_T_KEY = "max_t"  # the trial's maximum length in epochs (= the top rung); the harness sets it
+DETERMINISTIC_KEY = "deterministic"  # bool: deterministic CUDA kernels in the trial's process (absent: True)
 ORIGINAL_KEY = "ohgw_x"  # recorded: the sampled x, {ψ: value}
 GRADIENT_KEY = "ohgw_g"  # recorded: the hyper-gradient, {ψ: ∂L_val/∂u_ψ}
 SPACE_FIELD = "space"  # inside the instruction: SearchSpace.to_dict()
@@ -80,10 +83,12 @@ DIVERGED = "diverged"
 COLLAPSED = "collapsed"
 NODE_ID = "node_id"
 DEVICE = "device"
+DETERMINISTIC = DETERMINISTIC_KEY  # reported back: the setting the trial ran with
 HP_PREFIX = "hp/"
 COST_KEYS = (TRIAL_COMPUTE_S, TRIAL_EPOCH_EQUIV, WS_COMPUTE_S, EPOCH_S)
 # every report carries these (plus the tuned metric); the harness records them
-CONTRACT_KEYS = (VAL_LOSS, TRAIN_LOSS, *COST_KEYS, SAMPLES_PER_S, PEAK_RSS_MIB, DIVERGED, NODE_ID, DEVICE)
+CONTRACT_KEYS = (VAL_LOSS, TRAIN_LOSS, *COST_KEYS, SAMPLES_PER_S, PEAK_RSS_MIB, DIVERGED, NODE_ID, DEVICE,
+                 DETERMINISTIC)
 
 # ---- result keys: the warm-start ----------------------------------------------------------------------
 WS_PREFIX = "ohgw/"
@@ -152,7 +157,7 @@ def applied_mode(config: Mapping[str, Any]) -> str:
 
 def is_protocol_key(key: str) -> bool:
     """True for config keys the protocol adds (not hyper-parameters of the user's search space)."""
-    return key in (INSTRUCTION_KEY, ORIGINAL_KEY, GRADIENT_KEY, TRIAL_INDEX_KEY)
+    return key in (INSTRUCTION_KEY, ORIGINAL_KEY, GRADIENT_KEY, TRIAL_INDEX_KEY, DETERMINISTIC_KEY)
 
 
 # ---- the trial's identity in its study ----------------------------------------------------------------

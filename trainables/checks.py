@@ -9,15 +9,27 @@
 >>> integer({"batch_size": 0}, "batch_size", low=1)
 Traceback (most recent call last):
 ValueError: batch_size must be an integer >= 1, got 0
+>>> deterministic({}), deterministic({"deterministic": False})   # absent: on
+(True, False)
+>>> deterministic({"deterministic": "yes"})
+Traceback (most recent call last):
+ValueError: deterministic must be True or False, got 'yes'
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+
+from ohgw import protocol
+
+# what PyTorch requires for deterministic cuBLAS (CUDA >= 10.2); ":16:8" is the other accepted value
+CUBLAS_WORKSPACE = ":4096:8"
+_CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
 
 
 def number(cfg: Mapping, name: str, low: float | None = None, strict: bool = False) -> float:
@@ -49,11 +61,80 @@ def choice(cfg: Mapping, name: str, choices: Sequence[str]) -> str:
     return cfg[name]
 
 
+def flag(cfg: Mapping, name: str) -> bool:
+    """``cfg[name]``, which must be True or False (numpy's bool too)."""
+    if not isinstance(cfg[name], (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {cfg[name]!r}")
+    return bool(cfg[name])
+
+
+def true_or_false(text: str) -> bool:
+    """A command-line boolean ("true" / "false", any case), for argparse's ``type``.
+
+    >>> true_or_false("False")
+    False
+    """
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def deterministic(cfg: Mapping) -> bool:
+    """The config's ``protocol.DETERMINISTIC_KEY`` setting (True when absent), checked by :func:`flag`."""
+    return flag(cfg, protocol.DETERMINISTIC_KEY) if protocol.DETERMINISTIC_KEY in cfg else True
+
+
+def _visible_devices() -> str:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+
+
 def resolve_device(name: str) -> torch.device:
-    """The torch device of a config's ``device`` ("auto": CUDA if visible, else the CPU); asking for CUDA
-    where there is none is a ValueError."""
+    """The torch device of a config's ``device`` ("auto": CUDA if visible, else the CPU).
+
+    CUDA where there is none, or ``cuda:N`` beyond the visible devices, is a ValueError. A trial
+    that Ray gives a (fractional) GPU sees only that GPU (Ray sets ``CUDA_VISIBLE_DEVICES``), as
+    ``cuda`` = ``cuda:0``.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
-    return torch.device(name)
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here "
+                         f"(CUDA_VISIBLE_DEVICES={_visible_devices()})")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {name!r}") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} asked for, but {torch.cuda.device_count()} CUDA device(s) are visible "
+                         f"(CUDA_VISIBLE_DEVICES={_visible_devices()})")
+    return device
+
+
+def pin_cublas_workspace() -> None:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` for deterministic cuBLAS, which must happen before this process first
+    uses CUDA; a process that already did without it is a RuntimeError (no silent nondeterminism)."""
+    if os.environ.get("CUBLAS_WORKSPACE_CONFIG") in _CUBLAS_DETERMINISTIC:
+        return
+    if torch.cuda.is_initialized():
+        raise RuntimeError("deterministic: CUDA was initialised in this process before CUBLAS_WORKSPACE_CONFIG "
+                           f"was set; set CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE} before it starts")
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+
+
+def set_determinism(on: bool, device: torch.device | str) -> None:
+    """This process's CUDA determinism for a run on ``device`` (nothing changes for a CPU run).
+
+    On: ``CUBLAS_WORKSPACE_CONFIG`` (:func:`pin_cublas_workspace`), ``torch.use_deterministic_algorithms(True)``
+    (an operation without a deterministic CUDA kernel raises RuntimeError: no ``warn_only``) and
+    ``torch.backends.cudnn.benchmark = False``. Off: torch's default, nondeterministic algorithms.
+    """
+    if torch.device(device).type != "cuda":
+        return
+    if on:
+        pin_cublas_workspace()
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.use_deterministic_algorithms(False)

@@ -13,6 +13,10 @@ from :mod:`ohgw.protocol` and does the rest:
   ``protocol.TRIAL_COMPUTE_S`` with the warm-start; ``protocol.TRIAL_EPOCH_EQUIV`` = epochs +
   warm-start / first-epoch compute; the first report alone charges ``protocol.WS_COMPUTE_S``
   and carries the record (:func:`ohgw.protocol.warm_start_result`, with its share of that epoch);
+- determinism (:meth:`Trial.start`): the config's ``protocol.DETERMINISTIC_KEY`` (default true) is
+  applied in the trial's own process before the run object is built
+  (:func:`trainables.checks.set_determinism`: deterministic CUDA kernels, no cuDNN benchmark,
+  cuBLAS's fixed workspace; a CPU run is unaffected) and reported as ``protocol.DETERMINISTIC``;
 - clean endings: a non-finite train loss reports ``protocol.DIVERGED`` true with
   :meth:`Run.diverged_metrics` (no evaluation); an evaluation may return ``protocol.COLLAPSED``
   true (e.g. SSL representation collapse). Either ends the trial, also after a restore.
@@ -50,6 +54,7 @@ from ohgw import protocol
 from ohgw.cost import Stopwatch
 from ohgw.metrics import record_warm_start
 from ohgw.warmstart import WarmStartRecord
+from trainables import checks
 
 LEDGER_FILE = "scaffold_ledger.json"
 
@@ -96,6 +101,9 @@ class Run(Protocol):
         """Restore what :meth:`save` wrote; ValueError if ``directory`` holds none."""
 
 
+RunFactory = Callable[[dict], Run]
+
+
 @dataclass
 class Ledger:
     """The scaffold's state of a trial, checkpointed beside the run's (:data:`LEDGER_FILE`)."""
@@ -127,6 +135,24 @@ class Trial:
     run: Run
     node_id: str = field(default_factory=socket.gethostname)
     ledger: Ledger = field(default_factory=Ledger)
+    deterministic: bool = True  # the setting :meth:`start` applied (reported; a CPU run is deterministic anyway)
+
+    @classmethod
+    def start(cls, factory: RunFactory, config: Mapping[str, Any], node_id: str | None = None) -> Trial:
+        """``factory(config)`` with the config's determinism applied in this process, before and after it is built.
+
+        Before: on a machine with CUDA, deterministic kernels and cuBLAS's workspace are set before the
+        run can first use CUDA. After: the run's own device decides (:func:`trainables.checks.set_determinism`;
+        this also undoes a family's ``cudnn.benchmark = True``). A non-boolean setting is a ValueError.
+        """
+        on = checks.deterministic(config)
+        if on and torch.cuda.is_available():
+            checks.set_determinism(True, "cuda")
+        run = factory(dict(config))
+        if on and torch.device(run.device).type != "cuda" and torch.cuda.is_available():
+            torch.use_deterministic_algorithms(False)  # a CPU run on a GPU machine: torch's CPU default
+        checks.set_determinism(on, run.device)
+        return cls(run, node_id=node_id or socket.gethostname(), deterministic=on)
 
     @property
     def finished(self) -> bool:
@@ -181,6 +207,7 @@ class Trial:
             protocol.TRIAL_EPOCH_EQUIV: run.epoch + _ratio(led.ws_compute_s, led.first_epoch_compute_s),
             protocol.WS_COMPUTE_S: ws_now,
             protocol.DEVICE: str(run.device),
+            protocol.DETERMINISTIC: self.deterministic,
             protocol.NODE_ID: self.node_id,
             protocol.DIVERGED: diverged,
             protocol.COLLAPSED: collapsed,
@@ -193,9 +220,6 @@ class Trial:
         return report
 
 
-RunFactory = Callable[[dict], Run]
-
-
 def run_epochs(factory: RunFactory, config: Mapping[str, Any], epochs: int, *,
                restore_from: str | os.PathLike | None = None, save_to: str | os.PathLike | None = None,
                num_threads: int | None = None, node_id: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
@@ -203,7 +227,7 @@ def run_epochs(factory: RunFactory, config: Mapping[str, Any], epochs: int, *,
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     set_num_threads(num_threads)
-    trial = Trial(factory(dict(config)), node_id=node_id or socket.gethostname())
+    trial = Trial.start(factory, config, node_id=node_id)
     if restore_from is not None:
         trial.restore(restore_from)
     rows = [trial.step() for _ in range(epochs) if not trial.finished]
@@ -227,7 +251,7 @@ def run_in_tune(factory: RunFactory, config: dict) -> None:
         cpus = 0
     set_num_threads(max(1, int(round(cpus))) if cpus else None)
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else socket.gethostname()
-    trial = Trial(factory(config), node_id=node_id)
+    trial = Trial.start(factory, config, node_id=node_id)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
