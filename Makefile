@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench
+.PHONY: install run test busy-test lint bench
 
 $(VENV)/.installed: pyproject.toml constraints-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: install
 	bash scripts/ensure_prometheus.sh
 	PYTHON=$(PY) bash scripts/ensure_lint_tools.sh
 	PYTHONFAULTHANDLER=1 $(PY) -m pytest -q
+
+# the suite while 2 x nproc busy processes run beside it (stopped when it ends); its exit status is the suite's
+busy-test:
+	bash scripts/busy_test.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

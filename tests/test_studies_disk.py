@@ -35,6 +35,8 @@ def epoch_trainable(config: dict) -> None:
     trial reaches the rung, which promotes it: it resumes from its checkpoint.
 
     With ``fail_dir`` set, trial index 0 raises once at epoch 3, before reporting it (Tune retries it).
+    With ``barrier_dir`` set, a fresh trial waits before its first epoch until ``barrier_n`` trials have
+    started (a bounded wait, :data:`BARRIER_S`): that many run at once, however busy the machine.
     """
     import ray
     from ray import tune
@@ -45,6 +47,8 @@ def epoch_trainable(config: dict) -> None:
         with ckpt.as_directory() as d, open(os.path.join(d, "state.json")) as f:
             start = json.load(f)["epoch"]
     ceiling = 0.9 - 0.05 * config["trial_index"]
+    if config.get("barrier_dir") and start == 0:
+        _wait_for_peers(config["barrier_dir"], config["trial_index"], int(config["barrier_n"]))
     node = ray.get_runtime_context().get_node_id()
     for epoch in range(start + 1, int(config["max_t"]) + 1):
         time.sleep(0.02)
@@ -65,6 +69,17 @@ def epoch_trainable(config: dict) -> None:
                  "node_id": node, "diverged": False, "peak_rss_mib": 1.0},
                 checkpoint=tune.Checkpoint.from_directory(d),
             )
+
+
+BARRIER_S = 120.0  # the longest a trial waits for its peers; the test then fails on its precondition
+
+
+def _wait_for_peers(folder: str, index: int, n: int) -> None:
+    """A file barrier across trial actors: mark this trial started, wait until ``n`` trials have."""
+    Path(folder, f"started-{index}").touch()
+    deadline = time.monotonic() + BARRIER_S
+    while len(os.listdir(folder)) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _ckpt_dirs(trial_dir: str) -> int:
@@ -154,12 +169,17 @@ def test_asha_keeps_only_the_latest_checkpoint_of_running_trials(ray_local, tmp_
 
 
 def test_four_trials_at_once_with_slow_saves_never_leave_a_dead_reference(ray_local, tmp_path, monkeypatch):
-    # 4 concurrent trials (0.5 CPU each on the 2-CPU Ray), each checkpoint save taking 0.15 s
-    tables, seen = _run("asha", tmp_path, monkeypatch, budget=16.0, max_t=4, trials_per_study=4,
-                        cpus_per_trial=0.5, base_config={"save_s": 0.15})
+    # 4 concurrent trials (0.5 CPU each on the 2-CPU Ray), each checkpoint save taking 0.15 s; the first 4 wait
+    # for each other before their first epoch, so the 4 really run at once even on a busy machine
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    tables, seen = _run("asha", tmp_path / "run", monkeypatch, budget=16.0, max_t=4, trials_per_study=4,
+                        cpus_per_trial=0.5, base_config={"save_s": 0.15, "barrier_dir": str(barrier), "barrier_n": 4})
     it = tables["iterations"]
-    assert it["trial_id"].nunique() >= 5 and it["epoch"].max() >= 3 and _Watch.max_running == 4
-    _check_bounded(seen, tmp_path, trials=4, running=4)
+    assert len(os.listdir(barrier)) >= 4, "fewer than 4 trials started"
+    assert it["trial_id"].nunique() >= 5 and it["epoch"].max() >= 3
+    assert _Watch.max_running == 4, "the 4 trials were never RUNNING at once (precondition)"
+    _check_bounded(seen, tmp_path / "run", trials=4, running=4)
     _no_restarts(it)
 
 
