@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,17 @@ def small_config(**kw) -> ExperimentConfig:
     return ExperimentConfig(**base)
 
 
+def copy_checkpoint(checkpoint_dir: str, dest_dir: str) -> None:
+    """An ``export_best`` hook (:mod:`ohgw.studies.export`): the checkpoint's files, as they are."""
+    shutil.copytree(checkpoint_dir, dest_dir, dirs_exist_ok=True)
+
+
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, ray_local):
     from trainables.classification import train_classifier
 
     out = tmp_path_factory.mktemp("results")
-    cfg = small_config()
+    cfg = small_config(export_best=copy_checkpoint)
     summary = run_experiment(cfg, train_classifier, METHODS, SEEDS, out, quiet=True)
     return cfg, out, summary
 
@@ -72,6 +78,24 @@ def test_all_studies_ran_and_schema(experiment):
     assert all(json.loads(s) == cfg.space.to_dict() for s in st["space"])  # the run's own search space
     assert set(st.loc[st["method"] == "asha+ohgw", "vanilla_method"]) == {"asha"}
     assert json.loads(st["versions"].iloc[0])["ray"].startswith("2.")
+
+
+def test_each_study_exports_the_checkpoint_of_its_best_report(experiment):
+    cfg, out, _ = experiment
+    it = read_table(out, "iterations")
+    exports = sorted((out / "exports").glob("experiment=*/method=*/seed=*"))
+    assert len(exports) == len(METHODS) * len(SEEDS)
+    for folder in exports:
+        method = folder.parent.name.split("=", 1)[1]
+        seed = int(folder.name.split("=", 1)[1])
+        rows = it[(it["method"] == method) & (it["seed"] == seed)]
+        info = json.loads((folder / "best.json").read_text())
+        assert (info["metric"], info["mode"]) == ("val_acc", "max")
+        assert info["value"] == rows["val_score"].max()
+        at = rows[(rows["trial_id"] == info["trial_id"]) & (rows["epoch"] == info["iteration"])]
+        assert list(at["val_score"]) == [info["value"]]
+        assert (folder / "scaffold_ledger.json").is_file()  # the hook's files: the scaffold's checkpoint
+    assert not list((out / "exports").rglob(".*.tmp")) and not list((out / "exports").rglob(".*.old"))
 
 
 def test_pairing_same_configs_in_creation_order(experiment):

@@ -19,6 +19,9 @@ ended. After ``fit`` the study's tables are saved beside its Tune state
 Parquet export is complete, a restore has what it needs (the checkpoints of the trials it would
 resume while the study runs, the tables once it has ended). A study's Tune folder then holds logs
 only, and the runner removes it after the export.
+A workload's ``export_best`` hook (:mod:`ohgw.studies.export`) is called while the study runs on the
+checkpoint of its best report so far; its files are the only checkpoint-derived ones kept, in
+``<results>/exports/experiment=…/method=…/seed=…/`` beside the study's Parquet tables.
 
 **Resume.** A study interrupted mid-way (the driver killed, the machine lost) resumes where it
 stopped when the same command runs again: :func:`run_study` checks its Tune folder
@@ -48,8 +51,9 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
+from typing import Any
 
 import pandas as pd
 
@@ -57,6 +61,7 @@ from ohgw import metrics, protocol
 from ohgw.space import SearchSpace
 from ohgw.studies import resume
 from ohgw.studies.checkpoints import CHECKPOINTS_KEPT, KeepRestorable, sweep_checkpoints, unretire
+from ohgw.studies.export import ExportBest, export_dir
 from ohgw.studies.ledger import BudgetStopper, StudyLedger, StudyRecorder, StudyTap
 from ohgw.studies.ledger import live as live_ledger
 from ohgw.studies.methods import SchedulerArgs, parse_method
@@ -68,7 +73,7 @@ SEARCHERS = ("random", "optuna")
 # settings of the analysis, not of the studies: outside the fingerprint (τ is validated against the range)
 ANALYSIS_FIELDS = ("tau", "metric_range")
 # run-time details that change no result: outside the fingerprint too
-RUNTIME_FIELDS = ("reuse_actors", "max_failures")
+RUNTIME_FIELDS = ("reuse_actors", "max_failures", "export_best")
 logger = logging.getLogger(__name__)
 
 
@@ -99,6 +104,8 @@ class ExperimentConfig:
     trials_per_study: int = 1  # concurrent trials inside one study
     reuse_actors: bool = True
     max_failures: int = 1
+    # the workload's export hook (ohgw.studies.export): the best report's checkpoint → files beside the Parquet
+    export_best: Callable[[str, str], Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.budget_kind not in BUDGET_KINDS:
@@ -126,7 +133,7 @@ class ExperimentConfig:
         (:data:`ANALYSIS_FIELDS`) and run-time details (:data:`RUNTIME_FIELDS`) are left out.
         """
         skip = ("space", "warm_start", *ANALYSIS_FIELDS, *RUNTIME_FIELDS)
-        d = {k: v for k, v in asdict(self).items() if k not in skip}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         d["space"] = self.space.to_dict()
         d["warm_start"] = self.warm_start.to_dict()
         return json.loads(json.dumps(d, sort_keys=True))
@@ -266,6 +273,9 @@ def run_study(
     live = StudyMetrics(cfg.experiment, method_name, seed, cfg.space, ledger, cfg.metric, cfg.mode, cfg.tau,
                         scheduler=inner)  # Ray metrics: warm-starts, rung decisions, PASHA state, T@τ
     callbacks.append(KeepRestorable())  # no checkpoint a restore needs is deleted (ohgw.studies.checkpoints)
+    export_to = export_dir(storage_dir, cfg.experiment, method_name, seed)
+    if cfg.export_best is not None:  # the best report's checkpoint, exported while the study runs
+        callbacks.append(ExportBest(cfg.export_best, export_to, cfg.metric, cfg.mode))
     param_space = {**cfg.base_config, **cfg.space.param_space(), protocol.MAX_T_KEY: cfg.max_t}
     # num_to_keep makes Tune snapshot the experiment state after every checkpoint (a resume then
     # loses at most one epoch per trial) and warn each time epochs are under 5 s apart; the
@@ -280,6 +290,7 @@ def run_study(
             tuner = _restored(fn, run_dir, sid)
         if tuner is None:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: from scratch
+            shutil.rmtree(export_to, ignore_errors=True)  # and no export of an earlier attempt
             resume.write_marker(run_dir, mark)
             ledger.t0, ledger.started = time.time(), datetime.now(timezone.utc).isoformat()
             tuner = tune.Tuner(

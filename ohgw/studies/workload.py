@@ -6,7 +6,9 @@ trial's config) and study sizes (``max_t``, ``seeds``, ``budget``, ``tau``,
 ``cpus_per_trial``, ``gpus_per_trial``, ``trials_per_study``); every command-line
 flag overrides it. A workload may bring flags of its own (``add_flags``, listed by ``--help``
 and checked by argparse before anything runs) and a step after the studies and their report
-(``after_studies``, e.g. a comparison with a known optimum).
+(``after_studies``, e.g. a comparison with a known optimum). A workload whose trials make something
+worth keeping (a trained encoder) names ``export_best``: per study, the checkpoint of its best report
+is exported beside the study's Parquet tables (:mod:`ohgw.studies.export`).
 
 >>> from ohgw.space import Continuous, SearchSpace
 >>> w = Workload("toy", trainable=print, space=SearchSpace([Continuous("lr", 1e-3, 1.0, "log10")]),
@@ -47,6 +49,13 @@ class Workload:
         after_studies: optional; ``after_studies(args, cfg, out) -> exit status`` runs once the studies
             and their report are done (all studies succeeded), with the parsed flags, the
             :class:`~ohgw.studies.study.ExperimentConfig` and the results directory.
+        export_best: optional; ``export_best(checkpoint_dir, dest_dir)`` writes the exportable artefact of
+            one of the trainable's checkpoints (e.g. ``encoder.pt`` and its JSON) into the existing, empty
+            folder ``dest_dir``. Each study calls it on the checkpoint of its best report (by ``metric``,
+            ``mode``) while it runs; the result lands in ``<results>/exports/experiment=…/method=…/seed=…/``
+            (:func:`ohgw.studies.export.export_dir`) and is the only checkpoint-derived file kept.
+            It runs in the study's driver process: it must not import what the trainable's own
+            process needs a GPU for (load onto the CPU).
     """
 
     name: str
@@ -59,6 +68,7 @@ class Workload:
     check_base_config: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
     add_flags: Callable[[Any], None] | None = field(default=None, compare=False)
     after_studies: Callable[[argparse.Namespace, Any, Path], int] | None = field(default=None, compare=False)
+    export_best: Callable[[str, str], Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not callable(self.trainable):
@@ -73,7 +83,7 @@ class Workload:
                 raise ValueError(f"presets[{name!r}] lacks {missing}")
         if self.mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
-        for name in ("check_base_config", "add_flags", "after_studies"):
+        for name in ("check_base_config", "add_flags", "after_studies", "export_best"):
             hook = getattr(self, name)
             if hook is not None and not callable(hook):
                 raise ValueError(f"{name} must be callable or None, got {type(hook).__name__}")
