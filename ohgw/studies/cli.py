@@ -26,7 +26,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from ohgw import protocol
 from ohgw.metrics import study_tags
 from ohgw.studies.methods import known_methods, parse_method
 from ohgw.studies.study import BUDGET_KINDS, SEARCHERS, ExperimentConfig
@@ -57,8 +56,7 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--methods", default=",".join(default_methods),
                    help=f"comma-separated methods (default: %(default)s); known: {', '.join(known_methods())}; "
                         "append @eta=<float> for an η_h sweep")
-    p.add_argument("--seeds", help="number of paired seeds 0..N-1, or 'auto': a group-sequential study that stops "
-                                   "when the answer is known (the flags below)")
+    p.add_argument("--seeds", type=int, help="number of paired seeds 0..N-1")
     p.add_argument("--budget", type=float, help="per-study budget, in --budget-kind units")
     p.add_argument("--budget-kind", choices=BUDGET_KINDS, default="epochs",
                    help="epochs = epoch-equivalents incl. warm-starts (noise-free, default); seconds = wall clock")
@@ -75,9 +73,6 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--gpus-per-trial", type=float, help="fraction of a GPU per trial, e.g. 0.25")
     p.add_argument("--data-dir", help="cifar10: folder holding cifar-10-batches-py")
     p.add_argument("--download", action="store_true", help="cifar10: download into --data-dir if missing")
-    p.add_argument("--deterministic", choices=("true", "false"),
-                   help="deterministic CUDA kernels in every trial (default true: twins stay bit-identical on GPUs; "
-                        "false: faster, pairs approximate)")
     p.add_argument("--address", help="Ray cluster address (e.g. auto); default: start a local Ray")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--dashboard-host", default="127.0.0.1",
@@ -88,12 +83,6 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--no-report", action="store_true", help="skip the analysis at the end")
     p.add_argument("--keep-tune-dirs", action="store_true",
                    help="keep each study's Tune directory (_tune/<run>) after its Parquet export (default: removed)")
-    seq = p.add_argument_group("sequential seeds (--seeds auto; ohgw.analysis.sequential)")
-    seq.add_argument("--max-seeds", type=int, help="most pairs it runs (default: the preset's seeds)")
-    seq.add_argument("--look-every", type=int, help=f"pairs between looks (default {LOOK_EVERY}, or --max-seeds)")
-    seq.add_argument("--target-reduction", type=float,
-                     help="median T@tau reduction (a fraction) the futility rule asks about (default 0.15)")
-    seq.add_argument("--alpha", type=float, help="two-sided type-I error of the design (default 0.05)")
     if workload.add_flags is not None:
         workload.add_flags(p.add_argument_group(f"flags of the {workload.name} workload"))
     talk = p.add_mutually_exclusive_group()
@@ -102,21 +91,6 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     talk.add_argument("--verbose", action="store_true",
                       help="also Ray's and Tune's own output (trial tables) on the console, and every table")
     return p
-
-
-def check_trial_device(base: dict, local: bool) -> None:
-    """The base config's determinism must be a bool, and CUDA asked for on a local Ray (trials run on this
-    machine) must be here; a ValueError says which."""
-    det = base.get(protocol.DETERMINISTIC_KEY, True)
-    if not isinstance(det, bool):
-        raise ValueError(f"{protocol.DETERMINISTIC_KEY} must be true or false, got {det!r}")
-    device = base.get(protocol.DEVICE)
-    if local and isinstance(device, str) and device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"the preset's {protocol.DEVICE} is {device!r}, but CUDA is not available here "
-                             "(give --address to run the trials on a cluster's GPU nodes)")
 
 
 def config_from_args(args: argparse.Namespace, script: str,
@@ -128,7 +102,7 @@ def config_from_args(args: argparse.Namespace, script: str,
         raise ValueError("--methods is empty")
     for m in methods:
         parse_method(m)
-    seeds = _seed_count(args, preset["seeds"])
+    seeds = preset["seeds"] if args.seeds is None else args.seeds
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     base = dict(preset["base_config"])
@@ -136,9 +110,6 @@ def config_from_args(args: argparse.Namespace, script: str,
         base["data_dir"] = args.data_dir
     if args.download:
         base["download"] = True
-    if args.deterministic is not None:
-        base[protocol.DETERMINISTIC_KEY] = args.deterministic == "true"
-    check_trial_device(base, local=not args.address)
     if workload.check_base_config is not None:
         workload.check_base_config(base)
     warm = WarmStartSettings(step_rule=args.step_rule, eta_h=args.eta_h)
@@ -167,39 +138,6 @@ def config_from_args(args: argparse.Namespace, script: str,
     return cfg, methods, list(range(seeds)), out
 
 
-LOOK_EVERY = 4  # default pairs between looks
-SEQUENTIAL_FLAGS = ("max_seeds", "look_every", "target_reduction", "alpha")
-
-
-def _seed_count(args: argparse.Namespace, preset_seeds: int) -> int:
-    """Pairs to run: ``--seeds N``, the preset's, or ``--max-seeds`` for ``--seeds auto``."""
-    given = [f"--{f.replace('_', '-')}" for f in SEQUENTIAL_FLAGS if getattr(args, f) is not None]
-    if args.seeds == "auto":
-        return preset_seeds if args.max_seeds is None else args.max_seeds
-    if given:
-        fixed = f"--seeds {args.seeds}" if args.seeds is not None else f"the preset's {preset_seeds} seeds"
-        raise ValueError(f"{given[0]} needs --seeds auto ({fixed} fix the seeds)")
-    if args.seeds is None:
-        return preset_seeds
-    try:
-        return int(args.seeds)
-    except ValueError:
-        raise ValueError(f"--seeds: an integer or 'auto', got {args.seeds!r}") from None
-
-
-def sequential_from_args(args: argparse.Namespace, max_seeds: int):
-    """The group-sequential design of ``--seeds auto`` (None for a fixed number of seeds); ValueError names the flag."""
-    if args.seeds != "auto":
-        return None
-    from ohgw.analysis.sequential import SETTINGS, SequentialDesign, check_design
-
-    look_every = min(LOOK_EVERY, max_seeds) if args.look_every is None else args.look_every
-    alpha = SETTINGS["alpha"] if args.alpha is None else args.alpha
-    target = SETTINGS["target_reduction"] if args.target_reduction is None else args.target_reduction
-    check_design(max_seeds, look_every, alpha, target)
-    return SequentialDesign(max_pairs=max_seeds, look_every=look_every, alpha=alpha, target_reduction=target)
-
-
 def main(script: str, workload: Workload, default_methods: Sequence[str], description: str,
          argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the studies of ``workload`` not yet in the results directory, then analyse."""
@@ -207,7 +145,6 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
     args = parser.parse_args(argv)
     try:
         cfg, methods, seeds, out = config_from_args(args, script, workload)
-        design = sequential_from_args(args, len(seeds))
         from ohgw.studies.runner import check_dashboard_host, check_keep_tune_dirs, check_manifest, run_experiment
 
         if not args.address:
@@ -215,32 +152,19 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
         for m in methods:  # Ray metric labels must stay bounded: no id-like experiment name
             study_tags(cfg.experiment, m, seeds[-1])
         check_manifest(out, cfg)
-        if design is not None:
-            from ohgw.studies.looks import SequentialLooks
-
-            SequentialLooks(design, cfg, out, methods)  # one comparison, the same design as a run before
         if args.keep_tune_dirs:
             check_keep_tune_dirs(out)
     except ValueError as e:
         print(f"{script}.py: error: {e}", file=sys.stderr)
         return 2
     t0 = time.time()
-    how_many = f"{len(seeds)} seeds" if design is None else f"up to {len(seeds)} seeds"
-    print(f"experiment {cfg.experiment}: {len(methods)} methods × {how_many}, budget {cfg.budget:g} "
+    print(f"experiment {cfg.experiment}: {len(methods)} methods × {len(seeds)} seeds, budget {cfg.budget:g} "
           f"{cfg.budget_kind} per study, τ = {cfg.tau:g}, results in {out}", file=sys.stderr, flush=True)
-    if design is not None:
-        print(f"sequential: a look every {design.look_every} pairs (at {', '.join(map(str, design.looks))}), "
-              f"efficacy |z| >= {', '.join(f'{c:.2f}' for c in design.boundaries)} (two-sided alpha "
-              f"{design.alpha:g}), futility below {design.futility_power:.0%} conditional power for a "
-              f"{design.target_reduction:.0%} reduction", file=sys.stderr, flush=True)
     summary = run_experiment(cfg, workload.trainable, methods, seeds, out, quiet=args.quiet, address=args.address,
                              num_cpus=args.num_cpus, dashboard_host=args.dashboard_host, verbose=args.verbose,
-                             keep_tune_dirs=args.keep_tune_dirs, allow_public_dashboard=args.allow_public_dashboard,
-                             sequential=design)
+                             keep_tune_dirs=args.keep_tune_dirs, allow_public_dashboard=args.allow_public_dashboard)
     print(f"studies: {summary.ran} run, {summary.skipped} resumed, {len(summary.failed)} failed; "
           f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-    if summary.decision:
-        print(f"sequential: {summary.decision}", file=sys.stderr, flush=True)
     if not args.no_report and not report(out, cfg, quiet=args.quiet, full=args.verbose):
         return 1
     if summary.failed:
@@ -272,4 +196,4 @@ def report(out: Path, cfg: ExperimentConfig, quiet: bool = False, full: bool = F
     return True
 
 
-__all__ = ["build_parser", "config_from_args", "main", "sequential_from_args"]
+__all__ = ["build_parser", "config_from_args", "main"]
