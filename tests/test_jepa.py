@@ -130,6 +130,44 @@ def test_simclr_jepa_loss_on_a_hand_computed_two_by_two():
     assert float(tau.grad) == pytest.approx(-4 * (e / (2 + e) - 1), rel=1e-5)
 
 
+def test_seed_variants_vicreg_on_encoder_states_only_and_simclr_raw_dot_products():
+    # VICReg "encoder" (seed 004): the degenerate prediction branch of the case above no longer counts
+    z2 = torch.tensor([[[0.0, 0.0], [1.0, 0.0]], [[0.0, 0.0], [-1.0, 0.0]]])
+    pred2 = torch.tensor([[[0.0, 0.0]], [[0.0, 0.0]]])
+    hinge = 1 - math.sqrt(1e-4)
+    terms = losses.vicreg_jepa_terms(z2, pred2, branches="encoder")
+    assert float(terms["var"]) == pytest.approx(hinge / 2, rel=1e-6) and float(terms["cov"]) == 0.0
+    # SimCLR "dot": rows [ẑ_0, ẑ_1, z_0, z_1] = 2e1, e2, e1, e2 at τ = 0.5, logits a·b/τ (no normalisation):
+    # anchor ẑ_0: (ẑ_1, z_0, z_1) → (0, 4, 0), positive z_0; ẑ_1: (0, 0, 2), positive z_1;
+    # z_0: (4, 0, 0), positive ẑ_0; z_1: (0, 2, 0), positive ẑ_1
+    z = torch.tensor([[[9.0, 9.0], [1.0, 0.0]], [[9.0, 9.0], [0.0, 1.0]]])
+    pred = torch.tensor([[[2.0, 0.0]], [[0.0, 1.0]]])
+    nll = lambda pos: math.log(2 + math.exp(pos)) - pos  # noqa: E731
+    expected = (nll(4) + nll(2) + nll(4) + nll(2)) / 4
+    assert float(losses.simclr_jepa_loss(z, pred, 0.5, similarity="dot")) == pytest.approx(expected, rel=1e-6)
+    # on unit vectors the two agree; cosine ignores the scale of ẑ_0
+    unit = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
+    assert float(losses.simclr_jepa_loss(z, unit, 0.5, "dot")) == pytest.approx(float(losses.simclr_jepa_loss(z, unit, 0.5)))
+    assert float(losses.simclr_jepa_loss(z, pred, 0.5)) == pytest.approx(float(losses.simclr_jepa_loss(z, unit, 0.5)))
+
+
+def test_seed_preset_of_each_model_runs_one_epoch():
+    """--preset seed: seed 004's settings (batch 32, var/cov on encoder states, raw dot products), one tiny epoch."""
+    from trainables.jepa.train import build_parser, resolve_args
+
+    small = {"dataset_size": 64, "probe_size": 16, "val_size": 8, "test_size": 8, "embedding_dim": 16,
+             "predictor_hidden": 16, "eval_rollout": "false", "probe_ridge": 1.0, "det_dim": 16, "stoch_dim": 4,
+             "rssm_hidden": 16}
+    for model, own in (("VICReg", {"vicreg_branches": "encoder"}), ("SimCLR", {"similarity": "dot"}), ("RSSM", {})):
+        own_small = {k: v for k, v in small.items() if k in jcfg.DEFAULTS[model]}
+        args = build_parser().parse_args(["--preset", "seed", "--values", f"model_type={model}",
+                                          *(f"{k}={v}" for k, v in own_small.items()), "max_t=1"])
+        config = resolve_args(args)
+        assert config["batch_size"] == 32 and all(config[k] == v for k, v in own.items()), config
+        (report,) = train_epochs(config, 1, num_threads=THREADS)
+        assert math.isfinite(report["val_rmse"]) and report["training_iteration"] == 1
+
+
 def test_rssm_loss_and_gaussian_kl():
     qm, qs, pm, ps = torch.randn(5, 3), torch.rand(5, 3) + 0.1, torch.randn(5, 3), torch.rand(5, 3) + 0.1
     ref = torch.distributions.kl_divergence(torch.distributions.Normal(qm, qs), torch.distributions.Normal(pm, ps))
@@ -289,6 +327,9 @@ def test_cli_bad_input_prints_one_line_and_writes_nothing(tmp_path, capsys):
         (["--values", "dataset_type=Few"], "dataset_type must be one of"),
         (["--values", "pred_horizon=20"], "pred_horizon must be an integer in [1, 16], got 20"),
         (["--values", "var_coef=2"], "did you mean 'var_coeff'"),
+        (["--values", f"output_path={out}"], "output_path is the folder the models are saved in (seed 004), got "),
+        (["--save-dir", str(tmp_path / "a"), "--values", f"output_path={tmp_path / 'b'}"], "disagree"),
+        (["--threads", "0"], "--threads must be >= 1"),
         (["--configs", str(bad_yaml)], f"{bad_yaml}:3: YAML does not parse"),
         (["--configs", str(tmp_path / "missing.yaml")], "cannot be read"),
     ]
@@ -310,18 +351,70 @@ def test_values_and_yaml_numbers_are_parsed_as_numbers(tmp_path):
     assert jcfg.resolve_config(merged)["temperature"] == 0.2
 
 
-def test_cli_writes_one_parquet_row_per_epoch(tmp_path, capsys):
+def test_cli_writes_metrics_best_and_last_encoders_and_the_learning_curves(tmp_path, capsys):
+    """Seed 004's output_path is where models are saved (--save-dir sets it); the metrics file is metrics_path."""
+    import json
+
     import pandas as pd
+
+    from trainables.jepa import load_encoder
 
     yaml_file = tmp_path / "tiny.yaml"
     yaml_file.write_text("".join(f"{k}: {v}\n" for k, v in TINY.items()))
-    out = tmp_path / "out" / "vicreg.parquet"
+    save = tmp_path / "models"
     argv = ["--configs", str(yaml_file), "--values", "model_type=VICReg", "dataset_noise=0.5", "dataset_static_noise=0",
-            "dataset_structured_noise=false", "dataset_type=Single", f"output_path={out}", "max_t=2", "--quiet"]
+            "dataset_structured_noise=false", "dataset_type=Single", "max_t=2", "--save-dir", str(save), "--quiet",
+            "--threads", "1"]
     assert train_main(argv) == 0
-    df = pd.read_parquet(out)
+    df = pd.read_parquet(save / "metrics.parquet")
     assert df["training_iteration"].tolist() == [1, 2] and "val_rmse" in df and "config_json" in df
-    assert "val_rmse" in capsys.readouterr().out and [p.name for p in out.parent.iterdir()] == ["vicreg.parquet"]
+    assert "val_rmse" in capsys.readouterr().out
+    assert sorted(p.name for p in save.iterdir()) == ["best", "last", "metrics.parquet", "metrics_learning_curve.pdf",
+                                                      "metrics_learning_curve.png"]
+    assert (save / "metrics_learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (save / "metrics_learning_curve.pdf").read_bytes()[:4] == b"%PDF"
+    best_epoch = int(df.loc[df["val_rmse"].idxmin(), "training_iteration"])
+    for name, epoch in (("best", best_epoch), ("last", 2)):
+        assert sorted(p.name for p in (save / name).iterdir()) == ["encoder.json", "encoder.pt"]
+        meta = json.loads((save / name / "encoder.json").read_text())
+        row = df[df["training_iteration"] == epoch].iloc[0]
+        assert meta["epoch"] == epoch and meta["metrics"]["val_rmse"] == pytest.approx(row["val_rmse"], rel=1e-12)
+        assert meta["architecture"] == {"name": "MeNet5", "module": "trainables.jepa.models.MeNet5",
+                                        "embedding_dim": 64, "width": 1}
+        assert meta["input"]["shape"] == [1, 28, 28] and meta["config"]["dataset_noise"] == 0.5
+        enc = load_encoder(save / name)
+        assert not enc.training and enc(torch.zeros(2, 1, 28, 28)).shape == (2, 64)
+
+
+def test_a_reloaded_encoder_gives_bit_identical_embeddings(tmp_path):
+    from trainables.jepa import load_encoder, save_encoder
+
+    run = JepaRun({**TINY, "dataset_noise": 0.5}, num_threads=THREADS)
+    run.train_epoch()  # BatchNorm's running statistics have moved off their init
+    save_encoder(run.model, run.config, tmp_path / "enc", epoch=1, metrics={"val_rmse": 1.0})
+    frames = run.world.val.frames.flatten(0, 1)
+    run.model.eval()
+    with torch.no_grad():
+        expected = run.model.encoder(frames)
+        for path in (tmp_path / "enc", tmp_path / "enc" / "encoder.pt", tmp_path / "enc" / "encoder.json"):
+            again = load_encoder(path)
+            assert not again.training and torch.equal(again(frames), expected)
+    with pytest.raises(ValueError, match="holds no saved encoder"):
+        load_encoder(tmp_path)
+
+
+def test_help_lists_every_config_key_with_its_default_and_meaning(capsys):
+    with pytest.raises(SystemExit):
+        train_main(["--help"])
+    text = capsys.readouterr().out
+    for key in jcfg.ALL_KEYS:
+        assert jcfg.HELP.get(key), key
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"{key} = "))
+        defaults = {repr(jcfg.DEFAULTS[m][key]) for m in jcfg.MODEL_TYPES if key in jcfg.DEFAULTS[m]}
+        assert all(d in line for d in defaults), (key, line)
+        assert jcfg.HELP[key] in text
+    for flag in ("--save-dir", "--preset", "--smoke", "--threads"):
+        assert flag in text
 
 
 @pytest.mark.slow

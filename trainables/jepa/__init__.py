@@ -10,7 +10,9 @@ The "slow features" test bed of Sobal et al. 2022 (arXiv:2211.10831) as Tune tra
 - :mod:`~trainables.jepa.evaluate`: the ridge probe of the dot position, rollout probe, RankMe, references;
 - :mod:`~trainables.jepa.problem`: the hyper-gradient problems (which ψ get a one-step signal);
 - :mod:`~trainables.jepa.run`: the run object :class:`JepaRun`, its Tune trainable :func:`train_jepa`
-  and plain driver :func:`train_epochs`; :mod:`~trainables.jepa.train`: the one-run command line.
+  and plain driver :func:`train_epochs`; :mod:`~trainables.jepa.train`: the one-run command line;
+- :mod:`~trainables.jepa.export`: a trained encoder on disk (``encoder.pt`` + ``encoder.json``) and
+  :func:`load_encoder`, which returns it ready, in eval mode.
 
 :func:`workload` is what a study script hands to the harness; :func:`search_space` is each model's ψ.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainables.jepa.config import CONTINUOUS, DEFAULTS, MODEL_TYPES, load_overrides, resolve_config
+from trainables.jepa.export import load_encoder, save_encoder
 from trainables.jepa.run import METRIC, MODE, JepaRun, train_epochs, train_jepa
 
 # ψ ranges per model (all log10): lr, wd and the model's own loss hyper-parameters
@@ -69,5 +72,5 @@ def workload(model_type: str = "VICReg"):
                     check_base_config=resolve_config)
 
 
-__all__ = ["BOUNDS", "bounds", "CONTINUOUS", "DEFAULTS", "METRIC", "MODE", "MODEL_TYPES", "JepaRun", "load_overrides",
-           "presets", "resolve_config", "search_space", "train_epochs", "train_jepa", "workload"]
+__all__ = ["BOUNDS", "bounds", "CONTINUOUS", "DEFAULTS", "METRIC", "MODE", "MODEL_TYPES", "JepaRun", "load_encoder", "load_overrides",
+           "presets", "resolve_config", "save_encoder", "search_space", "train_epochs", "train_jepa", "workload"]

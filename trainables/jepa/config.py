@@ -70,7 +70,9 @@ COMMON: dict[str, Any] = {
     "eval_rollout": True,  # also probe the open-loop rollout (RMSE vs horizon)
     protocol.SEED_KEY: 0,  # model init, batch order, teacher-forcing and reparameterisation draws
     "device": "auto",  # "auto" (CUDA if visible) | "cpu" | "cuda[:N]"
-    "output_path": None,  # train.py only: the Parquet file it writes (the trainable ignores it)
+    "output_path": None,  # train.py only: the folder the models are saved in (seed 004's meaning; None: not saved)
+    "metrics_path": None,  # train.py only: the per-epoch Parquet file (None: <output_path>/metrics.parquet or
+    #                        jepa_<model>.parquet); the trainable ignores both
 }
 _JEPA: dict[str, Any] = {
     "predictor": "gru",  # "gru" | "mlp" (the MLP's 16-step rollout compounds: it blew up at lr 1e-2 in our runs)
@@ -81,9 +83,11 @@ _JEPA: dict[str, Any] = {
 DEFAULTS: dict[str, dict[str, Any]] = {
     "VICReg": {**COMMON, **_JEPA, "model_type": "VICReg",
                "var_coeff": 1.0,  # weight of the variance hinge (prediction MSE has weight 1)
-               "cov_coeff": 0.04},  # weight of the covariance term (VICReg's 25/25/1 ratio is 1/1/0.04)
+               "cov_coeff": 0.04,  # weight of the covariance term (VICReg's 25/25/1 ratio is 1/1/0.04)
+               "vicreg_branches": "both"},  # var/cov on "both" (encoder states and predictions) | "encoder" (seed)
     "SimCLR": {**COMMON, **_JEPA, "model_type": "SimCLR",
-               "temperature": 0.1,  # InfoNCE temperature (cosine similarities)
+               "similarity": "cosine",  # InfoNCE logits: "cosine" similarities | "dot" raw dot products (seed)
+               "temperature": 0.1,  # InfoNCE temperature
                "ref_temperature": 0.1},  # fixed temperature of the validation InfoNCE (never tuned)
     "RSSM": {**COMMON, "model_type": "RSSM",
              "kl_scale": 1.0,  # β on the KL term
@@ -97,6 +101,70 @@ CONTINUOUS: dict[str, tuple[str, ...]] = {
     "SimCLR": ("lr", "wd", "temperature"),
     "RSSM": ("lr", "wd", "kl_scale"),
 }
+VICREG_BRANCHES = ("both", "encoder")
+SIMILARITIES = ("cosine", "dot")
+# every key's one line of --help: meaning [units or choices] (tests check that each key has one)
+HELP: dict[str, str] = {
+    "model_type": f"which model [{' | '.join(MODEL_TYPES)}]",
+    "dataset_type": f"one dot or three (dot 0 follows the actions) [{' | '.join(WORLD_TYPES)}]",
+    "dataset_noise": "changing noise: a fresh overlay per frame [× the dot's peak, >= 0]",
+    "dataset_static_noise": "static noise: one overlay per sequence [× the dot's peak, >= 0]",
+    "dataset_structured_noise": "overlays from the seeded texture bank instead of uniform noise [true | false]",
+    "dataset_size": "training sequences of 17 frames, one epoch [sequences]",
+    "probe_size": "held-out sequences the ridge probe is fitted on (also the warm-start's val batches) [sequences]",
+    "val_size": "held-out sequences of the tuned metric val_rmse [sequences]",
+    "test_size": "held-out sequences of its twin test_rmse [sequences]",
+    "data_seed": "seed of every set of the world, fixed across trials and methods [integer >= 0]",
+    "optimizer": "adamw: decoupled wd, betas (momentum, 0.999); sgd: momentum, coupled wd [adamw | sgd]",
+    "lr": "learning rate, constant [per step, > 0]",
+    "wd": "weight decay, decoupled (adamw) or L2 (sgd) [>= 0]",
+    "momentum": "sgd momentum, or adamw's beta1 [0 … 1)",
+    "batch_size": "sequences per step [sequences]",
+    "max_t": "epochs of the run [epochs >= 1]",
+    "grad_clip": "global gradient-norm clip, 0 for none [L2 norm, >= 0]",
+    "embedding_dim": "MeNet5 encoder output size [features]",
+    "width": "MeNet5 channel multiplier (16/32 channels at 1) [integer >= 1]",
+    "probe_ridge": "ridge λ of the dot-position probe, relative to the features' scale [cv (2-fold) | number >= 0]",
+    "collapse_rank": "RankMe of the val embeddings below this ends the run as collapsed [effective rank]",
+    "collapse_std": "VICReg: mean per-dimension std of the val embeddings below this also ends it [embedding units]",
+    "eval_rollout": "also probe the open-loop rollout, RMSE vs horizon [true | false]",
+    "seed": "model init, batch order, teacher-forcing and reparameterisation draws [integer >= 0]",
+    "device": "where it trains [auto (CUDA if visible) | cpu | cuda[:N]]",
+    "deterministic": "deterministic kernels (CUDA) [true | false]",
+    "output_path": "train.py: the folder the encoders are saved in, best/ and last/ (seed 004) [path; none: not saved]",
+    "metrics_path": "train.py: the per-epoch Parquet file [path; none: <output_path>/metrics.parquet, "
+                    "else jepa_<model>.parquet]",
+    "predictor": f"JEPA predictor [{' | '.join(PREDICTORS)}]",
+    "predictor_hidden": "MLP predictor hidden units [units]",
+    "pred_horizon": f"steps rolled out before restarting from the encoder [1 … {MAX_HORIZON}]",
+    "teacher_forcing": "probability per step of feeding the true z_t instead of the prediction [0 … 1]",
+    "var_coeff": "VICReg: weight of the variance hinge; the prediction MSE has weight 1 [>= 0]",
+    "cov_coeff": "VICReg: weight of the covariance term [>= 0]",
+    "vicreg_branches": f"VICReg: variance/covariance on encoder states and predictions, or encoder states only "
+                       f"(seed 004) [{' | '.join(VICREG_BRANCHES)}]",
+    "similarity": f"SimCLR: InfoNCE logits from cosine similarities or raw dot products (seed 004) "
+                  f"[{' | '.join(SIMILARITIES)}]",
+    "temperature": "SimCLR: InfoNCE temperature [> 0]",
+    "ref_temperature": "SimCLR: fixed temperature of the validation InfoNCE, never tuned [> 0]",
+    "kl_scale": "RSSM: β on the KL term [>= 0]",
+    "free_nats": "RSSM: KL below this is not penalised [nats per frame, >= 0]",
+    "det_dim": "RSSM: deterministic (GRU) state size [units]",
+    "stoch_dim": "RSSM: stochastic state size [units]",
+    "rssm_hidden": "RSSM: prior / posterior MLP width [units]",
+}
+# seed 004's definitions where this project can express them (``--preset seed``; docs/seeds.md lists the rest)
+SEED_PRESET: dict[str, Any] = {"batch_size": 32, "embedding_dim": 512, "dataset_type": "Single"}
+SEED_PRESET_BY_MODEL: dict[str, dict[str, Any]] = {"VICReg": {"vicreg_branches": "encoder"},
+                                                   "SimCLR": {"similarity": "dot"}, "RSSM": {}}
+
+
+def seed_preset(model_type: str) -> dict[str, Any]:
+    """Seed 004's settings for ``model_type`` (overrides of the defaults; later --configs / --values win)."""
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
+    return {**SEED_PRESET, **SEED_PRESET_BY_MODEL[model_type]}
+
+
 LOSS_HYPERPARAMETERS = {"VICReg": ("var_coeff", "cov_coeff"), "SimCLR": ("temperature",), "RSSM": ("kl_scale",)}
 ALL_KEYS = sorted({k for d in DEFAULTS.values() for k in d})
 
@@ -139,7 +207,9 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"teacher_forcing must be in [0, 1], got {cfg['teacher_forcing']}")
     if model == "VICReg":
         cfg["var_coeff"], cfg["cov_coeff"] = checks.number(cfg, "var_coeff", 0.0), checks.number(cfg, "cov_coeff", 0.0)
+        checks.choice(cfg, "vicreg_branches", VICREG_BRANCHES)
     if model == "SimCLR":
+        checks.choice(cfg, "similarity", SIMILARITIES)
         cfg["temperature"] = checks.number(cfg, "temperature", 0.0, strict=True)
         cfg["ref_temperature"] = checks.number(cfg, "ref_temperature", 0.0, strict=True)
     if model == "RSSM":
@@ -149,8 +219,12 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     dev = cfg["device"]
     if not isinstance(dev, str) or not (dev in ("auto", "cpu") or dev.startswith("cuda")):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {dev!r}")
-    if cfg["output_path"] is not None and not isinstance(cfg["output_path"], (str, os.PathLike)):
-        raise ValueError(f"output_path must be a path, got {cfg['output_path']!r}")
+    for name in ("output_path", "metrics_path"):
+        if cfg[name] is not None and not isinstance(cfg[name], (str, os.PathLike)):
+            raise ValueError(f"{name} must be a path, got {cfg[name]!r}")
+    if cfg["output_path"] is not None and os.fspath(cfg["output_path"]).endswith(".parquet"):
+        raise ValueError(f"output_path is the folder the models are saved in (seed 004), got "
+                         f"{os.fspath(cfg['output_path'])!r}: give the metrics file as metrics_path")
     return cfg
 
 

@@ -81,8 +81,8 @@ def train_objective(model, cfg: Mapping[str, Any], batch, hp: Mapping[str, Any],
         return rssm_loss(out["recon"], frames, out["kl"], hp["kl_scale"], cfg["free_nats"])
     z, pred = call(frames, actions, horizon=cfg["pred_horizon"], teacher=draws)
     if kind == "VICReg":
-        return vicreg_jepa_loss(z, pred, hp["var_coeff"], hp["cov_coeff"])
-    loss = simclr_jepa_loss(z, pred, hp["temperature"])
+        return vicreg_jepa_loss(z, pred, hp["var_coeff"], hp["cov_coeff"], cfg["vicreg_branches"])
+    loss = simclr_jepa_loss(z, pred, hp["temperature"], cfg["similarity"])
     return loss, {"nce": loss}
 
 
@@ -101,7 +101,7 @@ def validation_objective(model, cfg: Mapping[str, Any], frames, actions, params=
     z, pred = call(frames, actions, horizon=cfg["pred_horizon"])
     if kind == "VICReg":
         return F.mse_loss(pred, z[:, 1:])
-    return simclr_jepa_loss(z, pred, cfg["ref_temperature"])
+    return simclr_jepa_loss(z, pred, cfg["ref_temperature"], cfg["similarity"])
 
 
 def make_problem(model: torch.nn.Module, cfg: Mapping[str, Any]) -> HyperGradProblem:

@@ -215,7 +215,7 @@ class JepaRun:
             pred = rollout(self.model.predictor, z, val.actions, cfg["pred_horizon"])
             if cfg["model_type"] == "VICReg":
                 return float(F.mse_loss(pred, z[:, 1:]))
-            return float(simclr_jepa_loss(z, pred, cfg["ref_temperature"]))
+            return float(simclr_jepa_loss(z, pred, cfg["ref_temperature"], cfg["similarity"]))
         finally:
             self.model.train()
 
