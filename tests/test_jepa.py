@@ -420,7 +420,7 @@ def test_help_lists_every_config_key_with_its_default_and_meaning(capsys):
 @pytest.mark.slow
 def test_cli_runs_as_a_module(tmp_path):
     out = tmp_path / "r.parquet"
-    values = [f"{k}={v}" for k, v in TINY.items()] + [f"output_path={out}", "max_t=1"]
+    values = [f"{k}={v}" for k, v in TINY.items()] + [f"metrics_path={out}", "max_t=1"]
     proc = subprocess.run([sys.executable, "-m", "trainables.jepa.train", "--values", *values], capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
