@@ -1,9 +1,9 @@
-"""Differentiable optimizer steps that match ``torch.optim.SGD`` and ``torch.optim.AdamW``.
+"""Differentiable optimizer steps that match ``torch.optim.SGD``, ``torch.optim.Adam`` and ``torch.optim.AdamW``.
 
 Each rule maps (params, grads, state, hyper-params) to (new params, new state)
 with plain tensor algebra, so autograd can differentiate the step with respect
 to the hyper-parameters. Hyper-parameters arrive as 0-dim tensors under the
-names ``lr``, ``wd`` and ``momentum`` (β₁ for AdamW); a name that is absent
+names ``lr``, ``wd`` and ``momentum`` (β₁ for Adam and AdamW); a name that is absent
 takes the rule's fixed value.
 """
 
@@ -98,13 +98,32 @@ class AdamW:
         return new_p, {"step": t, "m": new_m, "v": new_v}
 
 
+@dataclass(frozen=True)
+class Adam(AdamW):
+    """Adam with coupled L2 weight decay (``torch.optim.Adam(weight_decay=wd)``, no amsgrad).
+
+    g ← g + wd·θ;  then AdamW's moments and step, without its decoupled decay.
+    """
+
+    wd: float = 0.0
+
+    def step(self, params: Params, grads: Params, state: dict, hp: dict) -> tuple[Params, dict]:
+        any_p = next(iter(params.values()))
+        wd = _hp(hp, "wd", self.wd, any_p)
+        coupled = {k: grads[k] + wd * p for k, p in params.items()}
+        return super().step(params, coupled, state, {**hp, "wd": torch.zeros((), dtype=any_p.dtype,
+                                                                                device=any_p.device)})
+
+
 def from_name(name: str, **kwargs):
-    """``"sgd"``, ``"nesterov"`` or ``"adamw"`` → an update rule."""
+    """``"sgd"``, ``"nesterov"``, ``"adam"`` or ``"adamw"`` → an update rule."""
     name = name.lower()
     if name == "sgd":
         return SGD(**kwargs)
     if name == "nesterov":
         return SGD(nesterov=True, **kwargs)
+    if name == "adam":
+        return Adam(**kwargs)
     if name == "adamw":
         return AdamW(**kwargs)
-    raise ValueError(f"update rule must be 'sgd', 'nesterov' or 'adamw', got {name!r}")
+    raise ValueError(f"update rule must be 'sgd', 'nesterov', 'adam' or 'adamw', got {name!r}")

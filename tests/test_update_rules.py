@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ohgw.update_rules import SGD, AdamW, from_name
+from ohgw.update_rules import SGD, Adam, AdamW, from_name
 
 
 def _run_reference(opt_cls, kwargs, params0, grads_seq):
@@ -47,7 +47,22 @@ def test_adamw_matches_torch():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_adam_with_coupled_weight_decay_matches_torch():
+    torch.manual_seed(2)
+    p0 = [torch.randn(3, 4, dtype=torch.float64), torch.randn(5, dtype=torch.float64)]
+    grads = [[torch.randn_like(p) for p in p0] for _ in range(3)]
+    ref = _run_reference(torch.optim.Adam, dict(lr=3e-4, betas=(0.9, 0.999), weight_decay=0.3, eps=1e-8), p0, grads)
+    hp = {k: torch.tensor(v, dtype=torch.float64) for k, v in dict(lr=3e-4, momentum=0.9, wd=0.3).items()}
+    ours = _run_ours(Adam(), hp, p0, grads)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # and it is not AdamW: the decay goes through the moments
+    other = _run_ours(AdamW(), hp, p0, grads)
+    assert not torch.allclose(other[0], ref[0], rtol=1e-6, atol=0)
+
+
 def test_from_name():
+    assert isinstance(from_name("adam"), Adam) and from_name("adam").wd == 0.0
     assert from_name("nesterov") == SGD(nesterov=True)
     assert isinstance(from_name("AdamW"), AdamW)
     with pytest.raises(ValueError, match="update rule must be"):
