@@ -50,3 +50,48 @@ def test_smoke_sweep_writes_cells_trials_and_the_figure(tmp_path):
     cells = pd.read_parquet(out / "cells.parquet")
     assert len(cells) == 4 and cells["best_val_rmse"].notna().all() and (cells["errors"] == 0).all()
     assert (out / "slow_features.html").stat().st_size > 1000
+    # each cell exports its best trial's encoder at its best epoch, and keeps no other checkpoint
+    import json
+
+    for cell in cells.itertuples():
+        meta = json.loads((out / cell.encoder_dir / "encoder.json").read_text())
+        assert meta["metrics"]["val_rmse"] == pytest.approx(cell.best_val_rmse, rel=1e-12)
+    assert not list(out.rglob("checkpoint_*")) and not list(out.rglob("jepa_state.pt"))
+
+
+def test_a_study_exports_the_encoder_of_its_best_checkpoint(tmp_path):
+    """The sweep's export: the checkpoint with the best val_rmse among every trial's kept ones becomes
+    encoder.pt + encoder.json, whose embeddings are those of that checkpoint's model, bit for bit."""
+    import json
+
+    import torch
+    from ray.tune import Checkpoint, Result
+
+    from trainables.jepa.export import export_best_trial, load_encoder
+    from trainables.jepa.run import JepaRun, train_epochs
+
+    tiny = {"dataset_size": 64, "probe_size": 16, "val_size": 8, "test_size": 8, "batch_size": 32,
+            "embedding_dim": 16, "predictor_hidden": 16, "eval_rollout": False, "probe_ridge": 1.0, "max_t": 2}
+    results = []
+    for seed, lr in ((0, 1e-3), (1, 3e-3)):
+        cfg = {**tiny, "seed": seed, "lr": lr}
+        kept = []
+        for epoch in (1, 2):
+            ckpt = tmp_path / f"trial{seed}" / f"checkpoint_{epoch}"
+            (report,) = train_epochs(cfg, 1, restore_from=ckpt.parent / f"checkpoint_{epoch - 1}" if epoch > 1
+                                     else None, save_to=ckpt, num_threads=1)
+            kept.append((Checkpoint.from_directory(str(ckpt)), report))
+        results.append(Result(metrics={**kept[-1][1], "config": cfg}, checkpoint=kept[-1][0], error=None,
+                              path=str(tmp_path / f"trial{seed}"), best_checkpoints=kept))
+    reports = [(r.config, c, rep) for r in results for c, rep in r.best_checkpoints]
+    cfg, ckpt, report = min(reports, key=lambda t: t[2]["val_rmse"])
+    out = export_best_trial(results, tmp_path / "encoders" / "cell", "val_rmse")
+    meta = json.loads((out / "encoder.json").read_text())
+    assert meta["epoch"] == report["training_iteration"] and meta["metrics"]["val_rmse"] == report["val_rmse"]
+    assert meta["config"]["lr"] == cfg["lr"] and meta["config"]["seed"] == cfg["seed"]
+    run = JepaRun(cfg, num_threads=1)
+    run.load(ckpt.path)
+    frames = run.world.val.frames.flatten(0, 1)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(out)(frames), run.model.eval().encoder(frames))
+    assert export_best_trial([], tmp_path / "none", "val_rmse") is None and not (tmp_path / "none").exists()

@@ -13,6 +13,10 @@
 (BatchNorm on its running statistics), so the same frames give bit-identical embeddings. For the RSSM
 it is the frame encoder e_t; its probe features are the posterior state, which needs the whole model.
 
+A study exports its best trial's encoder: :func:`best_checkpoint` picks, among the checkpoints Tune kept
+for every trial (a Tune ``ResultGrid``), the one whose report has the best tuned metric, and
+:func:`export_checkpoint` turns that run checkpoint (``jepa_state.pt``) into ``encoder.pt`` + ``encoder.json``.
+
 >>> import tempfile, torch
 >>> from trainables.jepa.models import MeNet5
 >>> enc = MeNet5(16).eval()
@@ -27,8 +31,9 @@ it is the frame encoder e_t; its probe features are the posterior state, which n
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,4 +111,48 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     return encoder.to(device).eval()
 
 
-__all__ = ["ENCODER_FILE", "META_FILE", "load_encoder", "read_meta", "save_encoder"]
+def export_checkpoint(checkpoint_dir: str | os.PathLike, config: Mapping[str, Any], directory: str | os.PathLike,
+                      *, epoch: int, metrics: Mapping[str, float] | None = None) -> Path:
+    """The encoder of a :class:`~trainables.jepa.run.JepaRun` checkpoint folder, saved by :func:`save_encoder`."""
+    from trainables.state_io import load_state
+
+    from .config import resolve_config
+    from .run import CHECKPOINT_FILE, build_model
+
+    cfg = resolve_config(config)
+    model = build_model(cfg)
+    model.load_state_dict(load_state(checkpoint_dir, CHECKPOINT_FILE)["model"])
+    return save_encoder(model.eval(), cfg, directory, epoch=epoch, metrics=metrics)
+
+
+def best_checkpoint(results: Iterable[Any], metric: str, mode: str = "min"):
+    """(checkpoint, its report, the trial's config) of the best finite ``metric`` among every trial's kept
+    checkpoints (Tune ``Result.best_checkpoints``), or None when no checkpoint has a finite one."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    sign = 1.0 if mode == "min" else -1.0
+    best = None
+    for result in results:
+        for ckpt, report in result.best_checkpoints or ():
+            value = report.get(metric)
+            if value is None or not math.isfinite(float(value)):
+                continue
+            if best is None or sign * float(value) < sign * float(best[1][metric]):
+                best = (ckpt, report, result.config)
+    return best
+
+
+def export_best_trial(results: Iterable[Any], directory: str | os.PathLike, metric: str,
+                      mode: str = "min") -> Path | None:
+    """The best checkpoint of a study (:func:`best_checkpoint`) exported into ``directory``; None if there is none."""
+    found = best_checkpoint(results, metric, mode)
+    if found is None:
+        return None
+    ckpt, report, config = found
+    keep = {k: float(v) for k, v in report.items() if k in (metric, "test_rmse", "rankme", "val_loss")}
+    with ckpt.as_directory() as local:
+        return export_checkpoint(local, config, directory, epoch=int(report["training_iteration"]), metrics=keep)
+
+
+__all__ = ["ENCODER_FILE", "META_FILE", "best_checkpoint", "export_best_trial", "export_checkpoint", "load_encoder",
+           "read_meta", "save_encoder"]
