@@ -147,3 +147,37 @@ def test_analyze_without_parquet_files(tmp_path, capsys):
     assert main(["analyze", "--runs_dir", str(tmp_path / "empty"), "--out", str(tmp_path / "figs")]) == 2
     err = capsys.readouterr().err.strip()
     assert "holds no Parquet files" in err and len(err.splitlines()) == 1 and not (tmp_path / "figs").exists()
+
+
+def test_seed_presets_take_seed_002s_defaults_and_run_one_epoch(tmp_path, capsys):
+    """--preset seed: seed 002's defaults per command (flags given still win); each command runs one tiny epoch."""
+    from trainables.linear_byol.cli import _preset_of, _single_config, _sweep_configs, build_parser
+
+    tiny = ["--d_obs", "12", "--d_latent", "3", "--samples_per_epoch", "64", "--epochs", "1", "--log_every", "1"]
+    train = build_parser("seed").parse_args(["train", "--preset", "seed", *tiny])
+    cfg = _single_config(train)
+    assert (cfg["seed"], cfg["batch_size"], cfg["lr_pred"], cfg["lr_enc"], cfg["mom_pred"], cfg["mom_enc"]) == \
+        (42, 64, 1e-3, 1e-3, 0.95, 0.95)
+    assert cfg["tau"] == pytest.approx(1e-3) and (cfg["auto_alpha_c"], cfg["auto_beta_c"]) == (0.4, 0.4)
+    assert cfg["d_obs"] == 12 and train.out_dir == "runs_parquet"  # given flags win; the seed's output folder
+    sweep = build_parser("seed").parse_args(["sweep", "--preset", "seed", *tiny])
+    configs = _sweep_configs(sweep)
+    assert len(configs) == 4 * 4 * 2 * 2  # α × τ × batch sizes × seeds
+    np.testing.assert_allclose(sorted({c["lr_pred"] for c in configs}), [1e-5, 1e-4, 1e-3, 1e-2], rtol=1e-12)
+    np.testing.assert_allclose(sorted({c["tau"] for c in configs}), [1e-4, 1e-3, 1e-2, 1e-1], rtol=1e-12)
+    assert {c["batch_size"] for c in configs} == {32, 64} and {c["seed"] for c in configs} == {42, 43}
+    assert {(c["mom_pred"], c["mom_enc"], c["auto_beta_c"]) for c in configs} == {(0.9, 0.9, 0.4)}
+    assert _preset_of(["analyze", "--preset", "seed"]) == "seed" and _preset_of(["train"]) is None
+    runs, single = tmp_path / "runs", tmp_path / "single"
+    assert main(["train", "--preset", "seed", *tiny, "--out_dir", str(single)]) == 0
+    assert pd.read_parquet(single)["seed"].tolist() == [42]
+    assert main(["sweep", "--preset", "seed", "--backend", "local", *tiny, "--seeds", "42", "--batch_sizes", "32",
+                 "--out_dir", str(runs)]) == 0
+    assert pd.read_parquet(runs)["run_name"].nunique() == 16
+    capsys.readouterr()
+    # the seed's analysis epoch (2000) is beyond these one-epoch runs: refused in one line
+    assert main(["analyze", "--preset", "seed", "--runs_dir", str(runs), "--out", str(tmp_path / "figs")]) == 2
+    assert "--epoch 2000 is beyond the runs' length" in capsys.readouterr().err
+    assert main(["analyze", "--preset", "seed", "--runs_dir", str(runs), "--out", str(tmp_path / "figs"),
+                 "--epoch", "1", "--no_static"]) == 0
+    assert (tmp_path / "figs" / "heatmap_W_Fro_aligned_bs32.html").is_file()

@@ -95,7 +95,27 @@ def _analyze_flags(p: argparse.ArgumentParser, runs_dir_required: bool) -> None:
     p.add_argument("--no_static", action="store_true", help="HTML only (no PDF/PNG)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _preset_flag(p: argparse.ArgumentParser, command: str, preset: str | None) -> None:
+    from .presets import PRESETS, defaults
+
+    p.add_argument("--preset", choices=PRESETS, help="seed: seed 002's defaults for this command's flags (a flag "
+                                                     "given still wins; trainables/linear_byol/presets.py)")
+    if preset is not None:
+        p.set_defaults(**defaults(preset, command))
+
+
+def _preset_of(argv: Sequence[str] | None) -> str | None:
+    """The ``--preset`` among ``argv`` if it names one (a bad one is left to the real parser's error)."""
+    from .presets import PRESETS
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset")
+    known, _ = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    return known.preset if known.preset in PRESETS else None
+
+
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``preset`` its flags default to that preset's values (:mod:`.presets`)."""
     p = _OneLineParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     t = sub.add_parser("train", help="one run → one Parquet file")
@@ -112,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_flags(al)
     _sweep_flags(al)
     _analyze_flags(al, False)
+    for command, parser in (("train", t), ("sweep", s), ("analyze", a), ("all", al)):
+        _preset_flag(parser, command, preset)
     return p
 
 
@@ -153,7 +175,7 @@ def _analyze(args: argparse.Namespace, runs_dir: str, out: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(_preset_of(argv)).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from .driver import check_wandb, train_single
     from .sweep import run_sweep
