@@ -14,7 +14,8 @@ Noise types: ``changing`` (``dataset_noise`` = c), ``static`` (``dataset_static_
 Writes into ``--out`` (default ``results/jepa_noise_sweep``): ``cells.parquet`` (one row per cell and
 method), ``trials.parquet`` (every trial's best report, its ψ and the warm-start's x, x′, g), ``slow_features.html`` (plotly:
 best probe RMSE vs noise coefficient, one panel per noise type, one line per model and method, the
-reference lines dotted), ``tune/`` (Tune's trial directories) and ``tune.log`` (Tune's console
+reference lines dotted), ``encoders/<cell>/`` (the encoder of the cell's best trial at its best epoch,
+``encoder.pt`` + ``encoder.json``: :func:`trainables.jepa.load_encoder`; the only checkpoint kept), ``tune/`` (Tune's trial directories) and ``tune.log`` (Tune's console
 output). Files are written atomically after every cell, so an interrupted sweep keeps the cells it
 finished. ``--smoke``: VICReg and RSSM, changing and static noise at c = 1, two samples of two
 epochs on a small world: 2 minutes on 2 shared CPU cores (measured: 4 cells, 104 s of studies).
@@ -145,6 +146,9 @@ def run_cell(model, kind, coeff, method, base, args, storage: Path) -> tuple[dic
     with open(storage.parent / "tune.log", "a") as log, contextlib.redirect_stdout(log), \
             contextlib.redirect_stderr(log):
         results = tuner.fit()
+    from trainables.jepa.export import export_best_trial
+
+    encoder = export_best_trial(results, storage.parent / "encoders" / name, METRIC)
     trials, best = [], None
     for r in results:
         df = r.metrics_dataframe
@@ -161,7 +165,8 @@ def run_cell(model, kind, coeff, method, base, args, storage: Path) -> tuple[dic
         if best is None or row[METRIC] < best[METRIC]:
             best = row
     cell = {"model": model, "noise_type": kind, "coeff": coeff, "method": method, "trials": len(trials),
-            "errors": len(results.errors), "wall_s": time.perf_counter() - t0}
+            "errors": len(results.errors), "wall_s": time.perf_counter() - t0,
+            "encoder_dir": None if encoder is None else str(encoder.relative_to(storage.parent))}
     if best is not None:
         cell.update(best_val_rmse=float(best[METRIC]), test_rmse=float(best["test_rmse"]),
                     ref_random_init_rmse=float(best["ref_random_init_rmse"]),
