@@ -310,6 +310,7 @@ def test_every_model_has_complete_defaults_with_its_own_keys():
     ({"model_type": "SimCLR", "temp": 0.2}, r"; did you mean 'temperature'\?$"),
     ({"vicreg.base_lr": 0.1}, r"keys are flat here \(no sub-configs\): did you mean 'lr'\?$"),
     ({"qqqq": 1}, r"unknown config key 'qqqq' for model_type VICReg$"),
+    ({"wandb": True}, r"'wandb' .*; Weights & Biases logging is not built in here"),  # seed 004's flag
     ({"teacher_forcing": 1.5}, r"teacher_forcing must be in \[0, 1\]"),
 ])  # fmt: skip
 def test_bad_config_is_one_clear_error(override, match):

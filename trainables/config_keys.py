@@ -5,7 +5,9 @@ Spelling alone suggests badly (``learning_rate`` is closer in spelling to ``teac
 ``lr``), so :func:`suggestion` first looks the key up in :data:`ALIASES`, the names other libraries
 and the seeds use for the same thing, and only then falls back to the closest spelling (difflib,
 cutoff 0.6: nothing rather than a far-fetched guess). A dotted key (seed 004's sub-configs,
-``vicreg.base_lr``) is looked up by its last part, and the message says that keys are flat here.
+``vicreg.base_lr``) is looked up by its last part, and the message says that keys are flat here. A
+seed's key that has no counterpart here (:data:`NO_COUNTERPART`, seed 004's ``wandb``) says what to
+use instead.
 
 >>> known = ("lr", "wd", "teacher_forcing", "max_t", "var_coeff")
 >>> suggestion("learning_rate", known)
@@ -14,6 +16,8 @@ cutoff 0.6: nothing rather than a far-fetched guess). A dotted key (seed 004's s
 "; keys are flat here (no sub-configs): did you mean 'lr'?"
 >>> suggestion("var_cof", known)
 "; did you mean 'var_coeff'?"
+>>> suggestion("wandb", known)
+'; Weights & Biases logging is not built in here: every epoch\'s metrics are in the run\'s Parquet file'
 >>> suggestion("zzz", known)
 ''
 """
@@ -45,6 +49,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "dataset_structured_noise": ("structured_noise",),
     "device": ("gpu", "cuda"),
 }
+# a seed's key with no counterpart here → what to use instead
+NO_COUNTERPART: dict[str, str] = {
+    "wandb": "Weights & Biases logging is not built in here: every epoch's metrics are in the run's Parquet file",
+}
 _BY_ALIAS: dict[str, tuple[str, ...]] = {}
 for _key, _names in ALIASES.items():
     for _name in _names:
@@ -67,6 +75,8 @@ def meant(key: str, known: Iterable[str]) -> str | None:
 def suggestion(key: str, known: Iterable[str]) -> str:
     """``"; did you mean 'lr'?"`` for an unknown ``key`` (empty when nothing fits); see the module docstring."""
     known = list(known)
+    if key in NO_COUNTERPART:
+        return f"; {NO_COUNTERPART[key]}"
     if "." in key:
         target = meant(key.rsplit(".", 1)[1], known)
         return f"; keys are flat here (no sub-configs): did you mean {target!r}?" if target else \
