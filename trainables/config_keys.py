@@ -17,7 +17,7 @@ use instead.
 >>> suggestion("var_cof", known)
 "; did you mean 'var_coeff'?"
 >>> suggestion("wandb", known)
-'; Weights & Biases logging is not built in here: every epoch\'s metrics are in the run\'s Parquet file'
+"; Weights & Biases logging is not built in here: every epoch's metrics are in the run's Parquet file"
 >>> suggestion("zzz", known)
 ''
 """
