@@ -230,6 +230,11 @@ def load_results(results_dir: str | os.PathLike, experiment: str | None = None) 
         res.compute_factor = per_trial.to_numpy(float) / 3600.0
         studies["compute_s"] = pd.to_numeric(studies["compute_s"], errors="coerce") * res.compute_factor
         iterations["compute_s"] = iterations["compute_s"].to_numpy() * res.compute_factor[iterations["sid"].to_numpy()]
+    if "deterministic" in trials.columns:  # results written before the setting existed lack the column
+        loose = trials["deterministic"].eq(False).to_numpy() & uses_gpu.to_numpy()[trials["sid"].to_numpy()]
+        if loose.any():
+            warn(res, f"pairs are approximate: {int(loose.sum())} trials ran on GPUs with deterministic false, so "
+                      "a trial and its twin may differ from the first step, not only after the warm-start")
     for col in CLOCKS.values():
         studies[col] = pd.to_numeric(studies[col], errors="coerce").astype("float64")
     for c in ("peak_rss_mib", "tau"):

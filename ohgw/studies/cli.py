@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from ohgw import protocol
 from ohgw.metrics import study_tags
 from ohgw.studies.methods import known_methods, parse_method
 from ohgw.studies.study import BUDGET_KINDS, SEARCHERS, ExperimentConfig
@@ -73,6 +74,9 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--gpus-per-trial", type=float, help="fraction of a GPU per trial, e.g. 0.25")
     p.add_argument("--data-dir", help="cifar10: folder holding cifar-10-batches-py")
     p.add_argument("--download", action="store_true", help="cifar10: download into --data-dir if missing")
+    p.add_argument("--deterministic", choices=("true", "false"),
+                   help="deterministic CUDA kernels in every trial (default true: twins stay bit-identical on GPUs; "
+                        "false: faster, pairs approximate)")
     p.add_argument("--address", help="Ray cluster address (e.g. auto); default: start a local Ray")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--dashboard-host", default="127.0.0.1",
@@ -93,6 +97,21 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     return p
 
 
+def check_trial_device(base: dict, local: bool) -> None:
+    """The base config's determinism must be a bool, and CUDA asked for on a local Ray (trials run on this
+    machine) must be here; a ValueError says which."""
+    det = base.get(protocol.DETERMINISTIC_KEY, True)
+    if not isinstance(det, bool):
+        raise ValueError(f"{protocol.DETERMINISTIC_KEY} must be true or false, got {det!r}")
+    device = base.get(protocol.DEVICE)
+    if local and isinstance(device, str) and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"the preset's {protocol.DEVICE} is {device!r}, but CUDA is not available here "
+                             "(give --address to run the trials on a cluster's GPU nodes)")
+
+
 def config_from_args(args: argparse.Namespace, script: str,
                      workload: Workload) -> tuple[ExperimentConfig, list[str], list[int], Path]:
     """Validate everything before anything is written; a ValueError names the bad argument."""
@@ -110,6 +129,9 @@ def config_from_args(args: argparse.Namespace, script: str,
         base["data_dir"] = args.data_dir
     if args.download:
         base["download"] = True
+    if args.deterministic is not None:
+        base[protocol.DETERMINISTIC_KEY] = args.deterministic == "true"
+    check_trial_device(base, local=not args.address)
     if workload.check_base_config is not None:
         workload.check_base_config(base)
     warm = WarmStartSettings(step_rule=args.step_rule, eta_h=args.eta_h)

@@ -141,6 +141,8 @@ def study_tables(meta: dict, recorder, ledger, cfg) -> dict[str, pd.DataFrame]:
             it[c] = it[c].astype(str)
     if "diverged" in it.columns:
         it["diverged"] = it["diverged"].fillna(False).astype(bool)
+    if "deterministic" in it.columns:  # the scaffold reports it; a trainable that does not is taken as deterministic
+        it["deterministic"] = it["deterministic"].fillna(True).astype(bool)
     for col in it.columns:
         if col.startswith(("x.", "x_prime.", "g.")):
             it[col] = pd.to_numeric(it[col], errors="coerce").astype(float)
@@ -165,6 +167,7 @@ def study_tables(meta: dict, recorder, ledger, cfg) -> dict[str, pd.DataFrame]:
                 "final_val_score": float(last["val_score"]),
                 "final_test_score": float(last["test_score"]) if pd.notna(last["test_score"]) else np.nan,
                 "diverged": bool(rows["diverged"].any()) if "diverged" in rows else False,
+                "deterministic": bool(rows["deterministic"].all()) if "deterministic" in rows else True,
                 **ws,
                 "ws_compute_s": float(rows["ws_compute_s"].sum()),
                 "trial_compute_s": float(last["trial_compute_s"]),
