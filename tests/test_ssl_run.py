@@ -1,5 +1,6 @@
 """The SSL run object: restore exactness (EMA target included), collapse ending, warm-start record, bad input, CLIs."""
 
+import json
 import math
 import os
 
@@ -31,7 +32,9 @@ def cache(tmp_path_factory):
 
 
 def _cfg(cache, **over):
-    return {**TINY, "cache_dir": cache, **over}
+    # temporal SimCLR's batch_size counts windows (seed 003): 4 windows of 4 frames = TINY's 16 frames per step
+    simclr = {"batch_size": 4} if over.get("method") == "simclr-temporal" else {}
+    return {**TINY, "cache_dir": cache, **simclr, **over}
 
 
 def _ohgw(method):
@@ -134,7 +137,7 @@ def test_train_cli_writes_parquet_and_both_csv_logs(cache, tmp_path, capsys):
     out = tmp_path / "run" / "byol.parquet"
     argv = ["--method", "byol", "--epochs", "2", "--batch-size", "16", "--steps-per-epoch", "2", "--cache-dir", cache,
             "--out", str(out), "--csv-log", "--threads", "1", "--window-size", "3", "--frame-step", "2",
-            "--window-stride", "2"]
+            "--window-stride", "2", "--save-dir", str(tmp_path / "enc")]
     import trainables.ssl.config as c
 
     old = dict(c.DEFAULT_CONFIG)
@@ -149,15 +152,26 @@ def test_train_cli_writes_parquet_and_both_csv_logs(cache, tmp_path, capsys):
     assert (df["config_window_size"] == 3).all() and np.isfinite(df[METRIC]).all()
     loss = pd.read_csv(tmp_path / "run" / "byol_loss.csv")
     acc = pd.read_csv(tmp_path / "run" / "byol_acc.csv")
-    assert list(loss.columns) == ["epoch", "loss", "learning_rate", "decay_rate"]
+    assert list(loss.columns) == ["epoch", "loss", "learning_rate", "decay_rate", "ema_momentum"]
     assert list(acc.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
-    assert acc["val_acc"].tolist() == df[METRIC].tolist() and (loss["decay_rate"] > 0.9).all()
-    assert sorted(os.listdir(tmp_path / "run")) == ["byol.parquet", "byol_acc.csv", "byol_loss.csv"]
+    assert acc["val_acc"].tolist() == df[METRIC].tolist() and (loss["ema_momentum"] > 0.9).all()
+    # decay_rate is seed 003's learning_rate / initial_lr (cosine: 0.5 halfway, 0 at the end), not the EMA momentum
+    assert loss["decay_rate"].tolist() == pytest.approx([0.5, 0.0], abs=1e-12)
+    assert loss["decay_rate"].tolist() == pytest.approx((loss["learning_rate"] / 0.1).tolist(), rel=1e-12)
+    assert sorted(os.listdir(tmp_path / "run")) == ["byol.parquet", "byol_acc.csv", "byol_learning_curve.pdf",
+                                                    "byol_learning_curve.png", "byol_loss.csv"]
+    saved = tmp_path / "enc"
+    assert sorted(os.listdir(saved)) == ["best", "last"]
+    assert {p.name for p in (saved / "last").iterdir()} == {"encoder.pt", "encoder.json"}
+    spec = json.loads((saved / "last" / "encoder.json").read_text())
+    assert spec["epoch"] == 2 and spec["config"]["method"] == "byol" and spec["input"]["height"] == 32
+    best_epoch = int(df.loc[df["val_probe_f1"].idxmax(), protocol.ITERATION])
+    assert json.loads((saved / "best" / "encoder.json").read_text())["epoch"] == best_epoch
 
 
 @pytest.mark.parametrize("argv, match", [
     (["--window-size", "1"], "window_size must be an integer >= 2"),
-    (["--tau", "0"], "tau must be > 0"),
+    (["--time-constant", "0"], "tau must be > 0"),
     (["--ema-momentum", "1.5"], r"ema_momentum must be in \[0, 1\)"),
     (["--method", "moco"], "method must be one of"),
     (["--epochs", "0"], "--epochs must be >= 1"),
@@ -209,3 +223,41 @@ def test_larger_frames_get_the_resnet20_trunk_and_small_ones_the_conv_encoder():
     assert isinstance(SSLNet(1, 28, "byol").encoder, ConvEncoder)
     with pytest.raises(ValueError, match="encoder must be one of"):
         SSLNet(1, 32, "byol", encoder="vit")
+
+
+def test_a_saved_encoder_reloads_to_bit_identical_embeddings(cache, tmp_path):
+    from trainables.ssl import export_checkpoint, load_encoder
+    from trainables.ssl.train import _save
+
+    run = SSLRun(_cfg(cache, method="tw-byol", max_t=1), num_threads=THREADS)
+    run.warm_start()
+    run.train_epoch()
+    _save(run, tmp_path / "cli", run.evaluate_epoch(), best=True)
+    (tmp_path / "ckpt").mkdir()
+    run.save(tmp_path / "ckpt")
+    export_checkpoint(str(tmp_path / "ckpt"), str(tmp_path / "study"))  # the studies' export_best hook
+    ids = run.data.ids["val"][:40]
+    run.net.eval()
+    with torch.no_grad():
+        want = run.net.embed(run.data.frames(ids))
+        raw = run.data.store.get(torch.as_tensor(ids))  # uint8 frames, as a user has them
+        for folder in (tmp_path / "cli" / "last", tmp_path / "cli" / "best", tmp_path / "study"):
+            enc = load_encoder(folder)
+            assert not enc.training and torch.equal(enc(raw), want), folder
+        assert torch.equal(load_encoder(tmp_path / "study" / "encoder.pt")(raw.float() / 255), want)
+    with pytest.raises(ValueError, match="holds no saved encoder"):
+        load_encoder(tmp_path)
+
+
+def test_train_help_gives_every_flag_a_default_and_tau_points_to_the_time_constant(capsys):
+    from trainables.ssl.train import FLAGS, build_parser, main
+
+    text = build_parser().format_help()
+    assert "config 'lr'" not in text
+    for action in build_parser()._actions:
+        if action.option_strings and action.help != "==SUPPRESS==" and action.dest != "help":
+            assert "default" in action.help and len(action.help.split()) >= 4, action.option_strings
+    assert FLAGS["--time-constant"][0] == "tau" and "--tau " not in text
+    assert main(["--tau", "20"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--time-constant" in err[0] and "target score" in err[0]

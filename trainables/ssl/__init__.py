@@ -9,7 +9,9 @@
 - :mod:`~trainables.ssl.problem`: the hyper-gradient problem (EMA update unrolled);
 - :mod:`~trainables.ssl.run`: the run object :class:`SSLRun` (a :class:`trainables.scaffold.Run`), its Tune
   trainable :func:`train_ssl` and driver :func:`train_epochs`;
-- ``python -m trainables.ssl.train`` (one run → Parquet) and ``python -m trainables.ssl.visualize`` (PNG).
+- :mod:`~trainables.ssl.export`: a trained encoder on disk (``encoder.pt`` + ``encoder.json``),
+  :func:`load_encoder`;
+- ``python -m trainables.ssl.train`` (one run → Parquet, ``--save-dir``: encoders) and ``python -m trainables.ssl.visualize`` (PNG).
 
 :func:`workload` is what ``experiments/ssl_asha_vs_ohgw.py`` hands to the study harness.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainables.ssl.config import CONTINUOUS, DEFAULT_CONFIG, METHODS, resolve_config
+from trainables.ssl.export import export_checkpoint, load_encoder
 from trainables.ssl.run import METRIC, SSLRun, train_epochs, train_ssl
 
 # The studies' tuned metric: the linear probe's macro-F1 of the action label on held-out clips. On the
@@ -26,6 +29,25 @@ from trainables.ssl.run import METRIC, SSLRun, train_epochs, train_ssl
 # ("still") through the first epochs whatever the hyper-parameters, so it cannot rank trials there;
 # the probe's F1 rises with training (random init ≈ 0.25, ≈ 0.37 after five 40-step epochs) and does.
 STUDY_METRIC = "val_probe_f1"
+# The tuned metric on frames without labels.csv: the MRR of temporal neighbours on held-out clips
+# (trainables.ssl.metrics: for each query frame, the reciprocal rank of its nearest true temporal
+# neighbour among its clip's frames, ranked by embedding similarity). Like the probe's F1 it is in
+# (0, 1], mode max, on fixed held-out queries, and it measures what temporal SSL is for: frames near
+# in time near in embedding. Not RankMe: it measures spread, which a random projection has; not the
+# reference SSL loss: BYOL's is lowest for a collapsed target.
+LABEL_FREE_METRIC = "val_mrr"
+
+
+def has_labels(root_dir: str | None) -> bool:
+    """Whether the frames of ``root_dir`` have labels (a ``labels.csv``; the embedded video has them)."""
+    import os
+
+    return root_dir is None or os.path.isfile(os.path.join(root_dir, "labels.csv"))
+
+
+def tuned_metric(root_dir: str | None) -> str:
+    """:data:`STUDY_METRIC` for labelled frames, else :data:`LABEL_FREE_METRIC`."""
+    return STUDY_METRIC if has_labels(root_dir) else LABEL_FREE_METRIC
 
 # Search ranges (natural units): lr and wd log-uniform; ema_gap = 1 − m on log10 (m ∈ [0.9, 0.999]);
 # tau in frames of the 10 fps behaviour video (2–40 frames = 0.2–4 s); temperature log; strength linear.
@@ -51,6 +73,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+def _method_base(base: dict[str, Any], method: str) -> dict[str, Any]:
+    """A preset's base config for ``method``: its batch (frames per step) in the method's unit (SimCLR: windows)."""
+    out = {**base, "method": method}
+    if method == "simclr-temporal" and "batch_size" in base:
+        out["batch_size"] = max(2, base["batch_size"] // DEFAULT_CONFIG["window_size"])
+    return out
+
+
 def search_space(method: str = "tw-byol"):
     """The :class:`ohgw.space.SearchSpace` of ``method``'s continuous hyper-parameters (:data:`BOUNDS`)."""
     from ohgw.space import SearchSpace
@@ -65,10 +95,11 @@ def workload(method: str = "tw-byol", metric: str = STUDY_METRIC):
     from ohgw.studies.workload import Workload
 
     space = search_space(method)
-    presets = {name: {**p, "base_config": {**p["base_config"], "method": method}} for name, p in PRESETS.items()}
+    presets = {name: {**p, "base_config": _method_base(p["base_config"], method)} for name, p in PRESETS.items()}
     return Workload(f"ssl-{method}", trainable=train_ssl, space=space, presets=presets, metric=metric, mode="max",
-                    metric_range=(0.0, 1.0), check_base_config=resolve_config)
+                    metric_range=(0.0, 1.0), check_base_config=resolve_config, export_best=export_checkpoint)
 
 
-__all__ = ["BOUNDS", "CONTINUOUS", "DEFAULT_CONFIG", "METHODS", "METRIC", "PRESETS", "STUDY_METRIC", "SSLRun",
-           "resolve_config", "search_space", "train_epochs", "train_ssl", "workload"]
+__all__ = ["BOUNDS", "CONTINUOUS", "DEFAULT_CONFIG", "LABEL_FREE_METRIC", "METHODS", "METRIC", "PRESETS",
+           "STUDY_METRIC", "SSLRun", "export_checkpoint", "has_labels", "load_encoder", "resolve_config",
+           "search_space", "train_epochs", "train_ssl", "tuned_metric", "workload"]

@@ -7,7 +7,9 @@ EMA momentum m: users write ``ema_momentum`` (in [0, 1)); a search space tunes `
 on a log10 scale (log10(1 − m), the natural scale of BYOL's 0.99 … 0.999). Give one of them; the
 other is derived (both given and inconsistent is an error). Time constant ``tau`` and the
 distances ``max_dt`` are in frames; the behaviour video runs at a nominal 10 frames/s
-(:data:`trainables.ssl.behaviour.FPS`).
+(:data:`trainables.ssl.behaviour.FPS`). ``batch_size`` counts each method's sample: view pairs for
+BYOL / TW-BYOL (default 64), windows for temporal SimCLR (default 16; seed 003's meaning: 16 windows
+of ``window_size`` frames).
 
 >>> cfg = resolve_config({"method": "tw-byol", "ema_momentum": 0.996})
 >>> round(cfg["ema_gap"], 6), cfg["weighting"], cfg["weight_norm"]
@@ -32,6 +34,8 @@ from .losses import EMA_SCHEDULES, WEIGHT_NORMS, WEIGHTINGS
 from .models import ACTIVATIONS, ENCODERS
 
 METHODS = ("byol", "tw-byol", "simclr-temporal")
+OPTIMIZERS = ("sgd", "adam")
+DEFAULT_BATCH = {"byol": 64, "tw-byol": 64, "simclr-temporal": 16}  # view pairs (BYOL), windows (SimCLR)
 PRECISIONS = ("auto", "fp32", "bf16")
 CACHES = ("auto", "device", "stream")
 DEFAULT_EMA = 0.99
@@ -54,9 +58,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "infonce_form": "out",  # SupCon L_out ("out") or L_in ("in")
     "ref_temperature": 0.1,  # the validation objective's fixed temperature (never tuned)
     "ref_aug_strength": 0.5,  # the validation objective's fixed augmentation strength
-    "lr": 0.1,  # peak SGD learning rate (cosine schedule to 0 over max_t epochs, no warm-up)
+    "optimizer": "sgd",  # sgd (momentum, Nesterov) | adam (torch.optim.Adam, coupled wd: seed 000's)
+    "lr": 0.1,  # peak learning rate (cosine schedule to 0 over max_t epochs, no warm-up)
     "wd": 1e-5,  # coupled L2 weight decay on the online weights
-    "momentum": 0.9, "nesterov": True,  # SGD momentum
+    "momentum": 0.9, "nesterov": True,  # SGD momentum (Adam: β₁), Nesterov (SGD only)
     "ema_momentum": None, "ema_gap": None,  # target momentum m, or 1 − m (default m = 0.99)
     "ema_schedule": "cosine",  # constant | cosine (m → 1 over the run, as solo-learn)
     "aug_strength": 0.5,  # augmentation strength s in [0, 1]: crop area, translation, brightness, contrast
@@ -64,8 +69,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "predictor": True,  # BYOL's predictor (False + ema 0: the collapsing configuration)
     "encoder": "auto", "width": 1, "activation": "relu",  # auto: conv for ≤ 32 px, ResNet-20 trunk above
     "proj_hidden": 256, "proj_dim": 64,
-    "batch_size": 64,  # images per branch per step (SimCLR: batch_size // window_size windows)
-    "steps_per_epoch": None,  # None: training frames // batch_size
+    "batch_size": None,  # per step: BYOL view pairs (None: 64); temporal SimCLR windows, seed 003's (None: 16)
+    "steps_per_epoch": None,  # None: training frames // frames per step
     "max_t": 10,  # epochs the schedules span (= the trial's maximum length)
     "label": None,  # the label column of the headline metrics (None: the first in labels.csv)
     "bank_frames": 512, "eval_frames": 256,  # kNN / probe bank (train split) and queries per split
@@ -89,7 +94,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown}")
     cfg = {**DEFAULT_CONFIG, **dict(config)}
-    for name, options in (("method", METHODS), ("weighting", WEIGHTINGS),
+    for name, options in (("method", METHODS), ("optimizer", OPTIMIZERS), ("weighting", WEIGHTINGS),
                           ("weight_norm", WEIGHT_NORMS), ("ema_schedule", EMA_SCHEDULES),
                           ("infonce_form", ("out", "in")), ("encoder", ENCODERS), ("activation", ACTIVATIONS),
                           ("precision", PRECISIONS), ("cache", CACHES)):
@@ -119,15 +124,14 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         gap = 1 - m
     cfg["ema_gap"], cfg["ema_momentum"] = float(gap), float(1 - gap)
     check_window(cfg["window_size"], cfg["frame_step"], cfg["window_stride"])
+    if cfg["batch_size"] is None:
+        cfg["batch_size"] = DEFAULT_BATCH[cfg["method"]]
     for name, low in (("max_dt", 0), ("batch_size", 2), ("max_t", 1), ("width", 1), ("proj_hidden", 1),
                       ("proj_dim", 1), ("bank_frames", 2), ("eval_frames", 2), ("video_clips", 1),
                       ("video_frames", 2), ("video_seed", 0), (protocol.SEED_KEY, 0), ("split_seed", 0)):
         cfg[name] = checks.integer(cfg, name, low)
     if cfg["steps_per_epoch"] is not None:
         cfg["steps_per_epoch"] = checks.integer(cfg, "steps_per_epoch", 1)
-    if cfg["method"] == "simclr-temporal" and cfg["batch_size"] < 2 * cfg["window_size"]:
-        raise ValueError(f"batch_size must hold at least 2 windows of window_size {cfg['window_size']}, "
-                         f"got {cfg['batch_size']}")
     for name in ("nesterov", "flip", "predictor", "channels_last"):
         if not isinstance(cfg[name], (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {cfg[name]!r}")

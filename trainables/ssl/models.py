@@ -56,6 +56,22 @@ def resnet20_trunk(in_channels: int, width: int = 1) -> nn.Module:
     return trunk
 
 
+def encoder_kind(encoder: str, image_size: int) -> str:
+    """``encoder`` with ``auto`` resolved: the conv net up to 32 px, the ResNet-20 trunk above."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+    return ("conv" if image_size <= 32 else "resnet20") if encoder == "auto" else encoder
+
+
+def build_encoder(kind: str, in_channels: int, width: int = 1, activation: str = "relu", conv_base: int = 32) -> nn.Module:
+    """A freshly initialised encoder of ``kind`` (``conv`` or ``resnet20``), with ``out_dim`` features."""
+    if kind == "conv":
+        return ConvEncoder(in_channels, width, activation, conv_base)
+    if kind == "resnet20":
+        return resnet20_trunk(in_channels, width)
+    raise ValueError(f"kind must be 'conv' or 'resnet20', got {kind!r}")
+
+
 def mlp_head(in_dim: int, hidden: int, out_dim: int, activation: str = "relu") -> nn.Sequential:
     """Linear → BN → ReLU (or SiLU) → Linear."""
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), ACTIVATIONS[activation](),
@@ -73,9 +89,7 @@ class SSLNet(nn.Module):
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-        kind = ("conv" if image_size <= 32 else "resnet20") if encoder == "auto" else encoder
-        self.encoder = ConvEncoder(in_channels, width, activation, conv_base) if kind == "conv" else resnet20_trunk(
-            in_channels, width)
+        self.encoder = build_encoder(encoder_kind(encoder, image_size), in_channels, width, activation, conv_base)
         self.projector = mlp_head(self.encoder.out_dim, proj_hidden, proj_dim, activation)
         self.byol = method != "simclr-temporal"
         self.has_predictor = self.byol and predictor

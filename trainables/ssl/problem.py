@@ -1,6 +1,7 @@
 """The SSL hyper-gradient problem: what :mod:`ohgw.warmstart` differentiates.
 
-One-step lookahead θ₁ = SGD step on the *training* SSL loss (tuned temperature / τ / weighting /
+One-step lookahead θ₁ = a step of the run's optimizer (SGD, or Adam with ``optimizer="adam"``:
+:class:`ohgw.update_rules.Adam`) on the *training* SSL loss (tuned temperature / τ / weighting /
 augmentation strength), then g = ∂L_val(θ₁)/∂u with a **validation objective that no tuned ψ
 enters directly**: the same SSL loss on a held-out batch (validation clips) at a fixed
 reference — uniform Δt weighting for BYOL / TW-BYOL, ``ref_temperature`` for temporal SimCLR,
@@ -10,7 +11,8 @@ meaningless direct term (a lower temperature simply rescales the loss).
 Which ψ get a real signal in the one-step lookahead (all verified by finite differences in
 float64 on a SiLU net, tests/test_ssl_problem.py):
 
-- ``lr``, ``wd``: through the SGD step (first derivatives; Nesterov, so momentum is in step 1 too);
+- ``lr``, ``wd``: through the optimizer step (first derivatives; SGD with Nesterov, so momentum is in step
+  1 too; Adam's first step is ≈ lr·sign(g), so its lr signal is real and its wd signal goes through g + wd·θ);
 - ``aug_strength``: through ∇θ L_train(θ₀; s) — a mixed second derivative of the differentiable
   part (translation, brightness, contrast); the crop is drawn before the lookahead and held fixed;
 - ``temperature`` (SimCLR), ``tau`` (TW-BYOL): through ∇θ L_train (mixed second derivative);
@@ -19,52 +21,83 @@ float64 on a SiLU net, tests/test_ssl_problem.py):
 - ``ema_gap`` = 1 − m (BYOL, TW-BYOL): **unrolled** — :class:`EMASGD` applies the target update
   ξ₁ = (1 − gap)·ξ₀ + gap·θ₁ inside the step, and the validation loss compares the online
   prediction with the *updated* target's projection (no stop-gradient there), so ∂L_val/∂gap is
-  real. It is myopic: a larger gap pulls the target towards the online net and lowers the
+  real (:class:`EMAAdam` for Adam). It is myopic: a larger gap pulls the target towards the online net and lowers the
   one-step BYOL loss, so the signal tends to favour smaller momenta (short-horizon bias).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.func import functional_call
 
 from ohgw.hypergrad import HyperGradProblem
-from ohgw.update_rules import SGD
+from ohgw.update_rules import SGD, Adam
 
 from .losses import byol_pair_loss, temporal_simclr_loss, tw_byol_loss
 from .models import SSLNet
 from .views import apply_magnitude
 
 
-@dataclass(frozen=True)
-class EMASGD:
-    """SGD on the online weights, then BYOL's EMA target update, as one differentiable step.
+class _EMAUnrolled:
+    """The online step of ``inner``, then BYOL's EMA target update ξ₁ = (1 − gap)·ξ₀ + gap·θ₁, as one
+    differentiable step. ``target_of`` maps each target parameter name to the online parameter it
+    tracks; the target parameters take no optimizer step and no weight decay."""
 
-    ``target_of`` maps each target parameter name to the online parameter it tracks; the target
-    parameters take no SGD step and no weight decay. Hyper-parameters: SGD's plus ``ema_gap``.
-    """
+    inner: Any
+    target_of: dict
+    ema_gap: float
+
+    @property
+    def hyperparameters(self) -> tuple[str, ...]:
+        return (*self.inner.hyperparameters, "ema_gap")
+
+    def init_state(self, params):
+        return self.inner.init_state({k: v for k, v in params.items() if k not in self.target_of})
+
+    def step(self, params, grads, state, hp):
+        online = {k: v for k, v in params.items() if k not in self.target_of}
+        new, state = self.inner.step(online, {k: grads[k] for k in online}, state, hp)
+        like = next(iter(online.values()))
+        gap = torch.as_tensor(hp.get("ema_gap", self.ema_gap), dtype=like.dtype, device=like.device)
+        for t, o in self.target_of.items():
+            new[t] = (1 - gap) * params[t] + gap * new[o]
+        return new, state
+
+
+ADAM_BETA2 = 0.999  # torch.optim.Adam's default (seed 000); β₁ is the config's momentum
+
+
+@dataclass(frozen=True)
+class EMASGD(_EMAUnrolled):
+    """SGD on the online weights, then the EMA target update. Hyper-parameters: SGD's plus ``ema_gap``."""
 
     sgd: SGD
     target_of: dict = field(default_factory=dict)
     ema_gap: float = 0.01
 
     @property
-    def hyperparameters(self) -> tuple[str, ...]:
-        return (*self.sgd.hyperparameters, "ema_gap")
+    def inner(self):
+        return self.sgd
 
-    def init_state(self, params):
-        return self.sgd.init_state({k: v for k, v in params.items() if k not in self.target_of})
 
-    def step(self, params, grads, state, hp):
-        online = {k: v for k, v in params.items() if k not in self.target_of}
-        new, state = self.sgd.step(online, {k: grads[k] for k in online}, state, hp)
-        like = next(iter(online.values()))
-        gap = torch.as_tensor(hp.get("ema_gap", self.ema_gap), dtype=like.dtype, device=like.device)
-        for t, o in self.target_of.items():
-            new[t] = (1 - gap) * params[t] + gap * new[o]
-        return new, state
+@dataclass(frozen=True)
+class EMAAdam(_EMAUnrolled):
+    """Adam (coupled weight decay, as ``torch.optim.Adam``) on the online weights, then the EMA target update.
+
+    The Adam analogue of :class:`EMASGD`, for ``optimizer="adam"`` (seed 000). Hyper-parameters: Adam's
+    (``momentum`` = β₁) plus ``ema_gap``.
+    """
+
+    adam: Adam
+    target_of: dict = field(default_factory=dict)
+    ema_gap: float = 0.01
+
+    @property
+    def inner(self):
+        return self.adam
 
 
 def target_map(net: SSLNet) -> dict[str, str]:
@@ -81,7 +114,8 @@ def make_problem(net: SSLNet, cfg: dict) -> HyperGradProblem:
     fully augmented at the reference strength.
     """
     method = cfg["method"]
-    sgd = SGD(nesterov=bool(cfg["nesterov"]))
+    adam = cfg["optimizer"] == "adam"
+    inner = Adam(beta2=ADAM_BETA2) if adam else SGD(nesterov=bool(cfg["nesterov"]))
 
     def f(params, buffers, x, branch="online"):
         return functional_call(net, (params, buffers), (x,), {"branch": branch})
@@ -97,7 +131,7 @@ def make_problem(net: SSLNet, cfg: dict) -> HyperGradProblem:
             z, _ = f(params, buffers, x)
             return temporal_simclr_loss(z.reshape(b, -1, z.shape[-1]), cfg["ref_temperature"], cfg["infonce_form"])
 
-        return HyperGradProblem(net, train_loss, val_loss, sgd, ("temperature", "aug_strength"))
+        return HyperGradProblem(net, train_loss, val_loss, inner, ("temperature", "aug_strength"))
 
     weighting = cfg["weighting"] if method == "tw-byol" else "uniform"
 
@@ -121,6 +155,7 @@ def make_problem(net: SSLNet, cfg: dict) -> HyperGradProblem:
         t2, _ = f(params, buffers, x2, "target")
         return byol_pair_loss(p1, t2, p2, t1, stop_gradient=False).mean()
 
-    rule = EMASGD(sgd, target_map(net), ema_gap=float(cfg["ema_gap"]))
+    rule = (EMAAdam(inner, target_map(net), ema_gap=float(cfg["ema_gap"])) if adam
+            else EMASGD(inner, target_map(net), ema_gap=float(cfg["ema_gap"])))
     loss_hps = ("tau", "aug_strength") if method == "tw-byol" else ("aug_strength",)
     return HyperGradProblem(net, train_loss, val_loss, rule, loss_hps)

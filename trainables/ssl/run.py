@@ -9,16 +9,17 @@ target, the optimizer, the schedules' step and every random stream included). Re
 warm-start-once rule, reports, checkpoints, costs and the divergence / collapse endings are
 :mod:`trainables.scaffold`'s: :func:`train_ssl` is its Tune trainable, :func:`train_epochs` its driver.
 
-Training: ``torch.optim.SGD`` (momentum, Nesterov, coupled weight decay on the online weights),
+Training: ``torch.optim.SGD`` (momentum, Nesterov, coupled weight decay on the online weights) or, with
+``optimizer="adam"``, ``torch.optim.Adam`` (β₁ = ``momentum``, coupled weight decay; seed 000's),
 per-step cosine learning rate from ``lr`` to 0 over ``max_t`` epochs (no warm-up: the first step
 uses the lr the warm-start differentiated), and for BYOL-type methods the EMA target update after
 every step with momentum :func:`~trainables.ssl.losses.ema_momentum` (cosine-scheduled to 1 by
-default). An epoch is ``steps_per_epoch`` steps (default: training frames // batch_size).
+default). An epoch is ``steps_per_epoch`` steps (default: training frames // frames per step).
 
 - ``byol``: view pairs at Δt ≤ ``max_dt`` (temporal BYOL, ρBYOL-style), weighted uniformly; ``max_dt=0``
   is plain BYOL (two augmentations of one frame);
 - ``tw-byol``: the same pairs, per-pair loss weighted by w(Δt) (``weighting``, ``tau``, ``weight_norm``);
-- ``simclr-temporal``: ``batch_size // window_size`` windows per step, multi-positive InfoNCE.
+- ``simclr-temporal``: ``batch_size`` windows per step (seed 003's meaning), multi-positive InfoNCE.
 
 Metrics every epoch on held-out clips (validation; ``test_`` twins on the test clips), frozen
 encoder: :data:`METRIC` (kNN accuracy of the first label column, the tuned metric), ``val_probe_f1``,
@@ -59,14 +60,15 @@ from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 from . import metrics as M
 from .behaviour import ensure_video
 from .config import CONTINUOUS, resolve_config
+from .export import CHECKPOINT_FILE
 from .frames import FrameIndex, frame_stats, load_frames
 from .losses import byol_pair_loss, ema_momentum, ema_update, temporal_simclr_loss, tw_byol_loss
-from .models import SSLNet
-from .problem import make_problem
+from .models import SSLNet, encoder_kind
+from .problem import ADAM_BETA2, make_problem
 from .views import apply_magnitude, augment, sample_pairs, to_float
 
 METRIC = "val_knn_acc"  # tuned, mode max; its held-out twin is protocol.test_metric(METRIC)
-CHECKPOINT_FILE = "ssl_state.pt"
+CONV_BASE = 32  # the conv encoder's first-stage channels (per width)
 WARM_START_SEED_OFFSET = 7919
 REFERENCE_SEED = 104729  # the fixed validation-loss batches
 EVAL_BATCH = 512
@@ -141,7 +143,7 @@ class SSLRun:
         self.label = cfg["label"] or (cols[0] if cols else None)
         self.label_order = ([self.label] + [c for c in cols if c != self.label]) if self.label else []
         self.windows = d.index.windows("train", cfg["window_size"], cfg["frame_step"], cfg["window_stride"])
-        self.n_windows = max(2, cfg["batch_size"] // cfg["window_size"])
+        self.n_windows = cfg["batch_size"]  # temporal SimCLR: windows per step (seed 003's batch size)
         if self.method == "simclr-temporal" and len(self.windows) < self.n_windows:
             raise ValueError(f"the train split has {len(self.windows)} windows, fewer than the "
                              f"{self.n_windows} one batch needs")
@@ -154,14 +156,16 @@ class SSLRun:
         np.random.seed(seed)
         torch.manual_seed(seed)
         c, h, _ = d.store.get(torch.zeros(1, dtype=torch.int64)).shape[1:]
+        self.conv_base = CONV_BASE
         self.net = SSLNet(int(c), int(h), self.method, cfg["encoder"], cfg["width"], cfg["proj_hidden"],
-                          cfg["proj_dim"], cfg["predictor"], cfg["activation"]).to(self.device)
+                          cfg["proj_dim"], cfg["predictor"], cfg["activation"], self.conv_base).to(self.device)
         if cfg["channels_last"]:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.bf16 = cfg["precision"] == "bf16" or (cfg["precision"] == "auto" and self.cuda)
         self.generator = torch.Generator().manual_seed(seed)
         self.hp = {k: cfg[k] for k in CONTINUOUS[self.method]}
-        self.steps_per_epoch = cfg["steps_per_epoch"] or max(1, len(d.ids["train"]) // cfg["batch_size"])
+        per_step = cfg["batch_size"] * (cfg["window_size"] if self.method == "simclr-temporal" else 1)
+        self.steps_per_epoch = cfg["steps_per_epoch"] or max(1, len(d.ids["train"]) // per_step)
         self.total_steps = cfg["max_t"] * self.steps_per_epoch
         self.epoch = self.step = 0
         self.ws_done = False
@@ -181,9 +185,12 @@ class SSLRun:
         return {**self.config, **self.hp}
 
     def _build_optimizer(self) -> None:
-        mu = self.config["momentum"]
-        self.optimizer = torch.optim.SGD(self.net.online_parameters(), lr=self.hp["lr"], momentum=mu,
-                                         weight_decay=self.hp["wd"], nesterov=bool(self.config["nesterov"] and mu > 0))
+        mu, params = self.config["momentum"], self.net.online_parameters()
+        if self.config["optimizer"] == "adam":  # the warm-start's lookahead unrolls the same (problem.EMAAdam)
+            self.optimizer = torch.optim.Adam(params, lr=self.hp["lr"], betas=(mu, ADAM_BETA2), weight_decay=self.hp["wd"])
+            return
+        self.optimizer = torch.optim.SGD(params, lr=self.hp["lr"], momentum=mu, weight_decay=self.hp["wd"],
+                                         nesterov=bool(self.config["nesterov"] and mu > 0))
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -433,8 +440,8 @@ class SSLRun:
             else:
                 out.update({protocol.test_metric("val_" + k if k != "loss" else protocol.VAL_LOSS): v
                             for k, v in row.items()})
-        if METRIC not in out:
-            out[METRIC] = float("nan")
+        # without labels the label-based metrics are absent (null in tables), not NaN: the studies then tune
+        # trainables.ssl.LABEL_FREE_METRIC (val_mrr)
         out[protocol.COLLAPSED] = collapsed
         eval_wall = time.perf_counter() - t0
         out["eval_share"] = eval_wall / (eval_wall + self.train_wall) if self.train_wall > 0 else float("nan")
@@ -442,23 +449,42 @@ class SSLRun:
             out["ema_momentum"] = ema_momentum(1 - self.hp["ema_gap"], self.step, self.total_steps,
                                                cfg["ema_schedule"])
         out["learning_rate"] = cosine_lr(self.hp["lr"], self.step, self.total_steps)
+        out["decay_rate"] = out["learning_rate"] / self.hp["lr"]  # seed 003's: learning_rate / initial_lr
         return out
 
     def diverged_metrics(self) -> dict[str, Any]:
-        """Accuracies and F1 0.0 (worse than chance), NaN losses and locality."""
-        out: dict[str, Any] = {"train_knn_acc": 0.0}
+        """Accuracies, F1 and MRR 0.0 (worse than chance: each may be the tuned metric), NaN losses, Spearman ρ
+        and ranks; without labels no label-based metric at all."""
+        out: dict[str, Any] = {"train_knn_acc": 0.0} if self.label else {}
         for prefix in ("val_", protocol.test_metric("val_")):
-            out.update({prefix + k: 0.0 for k in ("knn_acc", "probe_f1", "rare_recall")})
-            out.update({prefix + k: float("nan") for k in ("spearman", "mrr", "rankme", "rankme_proj")})
+            if self.label:
+                out.update({prefix + k: 0.0 for k in ("knn_acc", "probe_f1", "rare_recall")})
+            out[prefix + "mrr"] = 0.0
+            out.update({prefix + k: float("nan") for k in ("spearman", "rankme", "rankme_proj")})
         out[protocol.VAL_LOSS] = out[protocol.test_metric(protocol.VAL_LOSS)] = float("nan")
         return out
 
     # ---- checkpoints ----------------------------------------------------------------------------
+    def encoder_spec(self) -> dict[str, Any]:
+        """What :func:`trainables.ssl.export.load_encoder` needs to rebuild this run's encoder, and its history."""
+        c, h, w = (int(v) for v in self.data.store.get(torch.zeros(1, dtype=torch.int64)).shape[1:])
+        cfg = self.config
+        return {"architecture": {"kind": encoder_kind(cfg["encoder"], h), "in_channels": c, "width": cfg["width"],
+                                 "activation": cfg["activation"], "conv_base": self.conv_base,
+                                 "out_dim": int(self.net.encoder.out_dim)},
+                "input": {"channels": c, "height": h, "width": w, "dtype": "uint8 (0-255) or float in [0, 1]"},
+                "normalisation": {"scale": 1 / 255, "mean": self.data.mean.tolist(), "std": self.data.std.tolist(),
+                                  "formula": "(x / 255 - mean) / std, per channel; mean and std of the train split"},
+                "config": {k: (v if v is None or isinstance(v, (bool, int, float, str)) else str(v))
+                           for k, v in cfg.items()},
+                "hp": dict(self.hp), "epoch": self.epoch}
+
     def state_dict(self) -> dict[str, Any]:
         if self.optimizer is None:
             self.warm_start()
         state = {"epoch": self.epoch, "step": self.step, "hp": dict(self.hp), "ws_done": self.ws_done,
                  "net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "encoder_spec": self.encoder_spec(),  # read by trainables.ssl.export, never by load_state_dict
                  **rng_state(self.generator, self.device)}
         return state
 
