@@ -115,3 +115,20 @@ def test_knn_weighted_votes():
     assert knn_predict(train, labels, test, num_classes=2, k=20).tolist() == [0, 1]
     # k=1 takes the nearest only
     assert knn_predict(train, labels, torch.tensor([[0.2, 1.0]]), num_classes=2, k=1).tolist() == [1]
+
+
+def test_knn_at_a_low_temperature_matches_a_float64_reference():
+    # T = 0.005: exp(sim / T) reaches e^200, inf in float32; the votes must still pick the float64 reference's labels
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(5, 16, generator=g)
+    train_y = torch.arange(300) % 5
+    train = centres[train_y] + 0.8 * torch.randn(300, 16, generator=g)
+    test = centres[torch.arange(120) % 5] + 0.8 * torch.randn(120, 16, generator=g)
+    t, k = 0.005, 20
+    bank = torch.nn.functional.normalize(train.double(), dim=1)
+    sim, idx = (torch.nn.functional.normalize(test.double(), dim=1) @ bank.T).topk(k, dim=1)
+    ref = torch.zeros(120, 5, dtype=torch.float64).scatter_add_(1, train_y[idx], torch.exp(sim / t)).argmax(1)
+    assert torch.isfinite(torch.exp(sim / t)).all()  # the reference itself is exact in float64
+    got = knn_predict(train, train_y, test, num_classes=5, k=k, temperature=t)
+    assert got.tolist() == ref.tolist()
+    assert (ref != torch.arange(120) % 5).float().mean() < 0.5  # and the reference is a sensible classifier

@@ -114,6 +114,9 @@ def knn_predict(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tens
                 k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> torch.Tensor:
     """Labels of ``test_z`` by cosine kNN over ``train_z`` with votes weighted by exp(sim / T).
 
+    The votes are summed as log-sum-exp (each row's largest exponent subtracted), so any T > 0 works in
+    float32.
+
     The weighted-vote kNN monitor of Wu et al. 2018, as solo-learn and lightly run it each epoch.
     ``k`` is capped at the number of training rows. Works in chunks of ``chunk`` test rows.
     """
@@ -127,8 +130,11 @@ def knn_predict(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tens
     for start in range(0, test_z.shape[0], chunk):
         q = F.normalize(test_z[start:start + chunk].float(), dim=1)
         sim, idx = (q @ bank.T).topk(k, dim=1)
+        # log-sum-exp: each row's votes scaled by exp(−max sim / T), so the largest is 1 and none overflows
+        # (float32 exp(sim / T) is inf above sim / T ≈ 88, i.e. below T ≈ 0.011); the argmax is unchanged
+        logits = sim / temperature
         votes = torch.zeros(q.shape[0], num_classes, device=q.device)
-        votes.scatter_add_(1, train_y[idx].long(), torch.exp(sim / temperature))
+        votes.scatter_add_(1, train_y[idx].long(), torch.exp(logits - logits[:, :1]))
         out.append(votes.argmax(dim=1))
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=test_z.device)
 
