@@ -19,6 +19,8 @@ import time
 import warnings
 from pathlib import Path
 
+from _machine import run_header
+
 BUDGET_S = 20.0
 METHODS = {
     "asha": {"vanilla": ""},
@@ -38,6 +40,7 @@ def main() -> None:
     p.add_argument("--keep", default=None, help="write the dataset and report here and keep them")
     args = p.parse_args()
 
+    print(run_header(__file__, None))
     from ohgw.analysis import AnalysisWarning, analyze, compute, load_results
     from ohgw.analysis.report import figures, render_html
     from ohgw.analysis.summary import write_json

@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 
-from _machine import cpu_model, load_line
+from _machine import cpu_model, load_line, run_header
 
 CKPT = re.compile(r"checkpoint_\d+")
 GOAL_LEFT_MB, GOAL_PEAK_MB = 30.0, 150.0
@@ -99,6 +99,7 @@ def main() -> None:
     out = args.out or tempfile.mkdtemp(prefix="disk_usage-")
     cmd = [c.replace("{out}", out) for c in args.cmd[1:]] if args.cmd[1:] else [
         sys.executable, "experiments/asha_vs_ohgw.py", "--quiet", "--out", out]
+    print(run_header(__file__, None))
     print(f"cpu: {cpu_model()}")
     print(load_line("at start"))
     print("command:", " ".join(cmd))

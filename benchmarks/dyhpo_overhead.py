@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _machine import cpu_model, load_line  # noqa: E402
+from _machine import cpu_model, load_line, run_header  # noqa: E402
 
 from ohgw.dyhpo import DyHPO  # noqa: E402
 from ohgw.dyhpo.surrogate import DeepKernelSurrogate  # noqa: E402
@@ -134,6 +134,7 @@ def main(argv=None) -> int:
         print("error: --sizes must be integers >= 20, comma-separated, and --decisions >= 2", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
+    print(run_header(__file__, argv))
     print(f"# DyHPO overhead | torch {torch.__version__}, 1 thread | {cpu_model()}")
     print("# " + load_line("at start"))
     rows, last_measured = [], None

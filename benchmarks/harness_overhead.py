@@ -47,7 +47,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from _machine import cpu_model, load_line
+from _machine import cpu_model, load_line, run_header
 
 GOALS = {0.3: 0.80, 2.0: 0.90}  # epoch length (s) → share of study wall-clock inside trainable compute
 PARTS = ("study_startup", "trial_startup", "per_report", "tail")
@@ -166,6 +166,7 @@ def main() -> None:
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     if not lengths or any(e < 0 for e in lengths) or a.seeds < 1 or a.study_s <= 0 or not 1 <= a.max_t <= 52:
         p.error("--epoch-s must list lengths >= 0; --seeds >= 1, --study-s > 0, 1 <= --max-t <= 52")
+    print(run_header(__file__, None))
     print(f"CPU {cpu_model()} ({os.cpu_count()} CPUs)\n{load_line('at start')}")
     print(
         f"LCBench surrogate (task 167149), busy epochs; methods {', '.join(methods)}, {a.seeds} seed(s), "

@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import cpu_model, load_line  # noqa: E402
+from _machine import cpu_model, load_line, run_header  # noqa: E402
 
 from trainables.jepa import world  # noqa: E402
 from trainables.jepa.run import JepaRun, train_epochs  # noqa: E402
@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    print(run_header(__file__, argv))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU: {cpu_model()}")
     print(load_line("at start"))
 

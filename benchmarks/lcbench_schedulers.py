@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _machine import cpu_model, load_line  # noqa: E402
+from _machine import cpu_model, load_line, run_header  # noqa: E402
 from ray.tune.schedulers import FIFOScheduler  # noqa: E402
 
 from ohgw import protocol  # noqa: E402
@@ -128,6 +128,7 @@ def main(argv=None) -> int:
         print(f"error: --task must be one of {sorted(sur.task_codes())}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
+    print(run_header(__file__, argv))
     print(f"# LCBench schedulers | task {args.task}, max_t {args.max_t}, budget {args.budget} epochs, {trials} configs "
           f"per seed, {args.seeds} seeds, one worker | DyHPO refit every {args.refit_every} | {cpu_model()}")
     print("# " + load_line("at start"))

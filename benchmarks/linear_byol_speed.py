@@ -32,7 +32,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import cpu_model, load_line  # noqa: E402
+from _machine import cpu_model, load_line, run_header  # noqa: E402
 
 from trainables.linear_byol.config import resolve_config  # noqa: E402
 from trainables.linear_byol.engine import Trainer  # noqa: E402
@@ -121,6 +121,7 @@ def main(argv=None) -> int:
     if a.quick:
         a.steps, a.repeats = 50, 3
     torch.set_num_threads(a.threads)
+    print(run_header(__file__, argv))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {cpu_model()}, device {a.device}")
     print(load_line("at start"))
     variants = {}

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _machine import cpu_model, load_line
+from _machine import cpu_model, load_line, run_header
 
 METHODS = ("asha", "asha+ohgw", "pasha", "pasha+ohgw", "hyperband", "hyperband+ohgw")
 TRIALS_PER_STUDY, GPUS_PER_TRIAL = 4, 0.25  # the cifar10 preset's layout
@@ -280,6 +280,7 @@ def main() -> int:
         how = "psutil"
     except ImportError:
         how = "/proc (psutil not installed)"
+    print(run_header(__file__, None))
     print(f"CPU {cpu_model()} ({os.cpu_count()} CPUs)\n{load_line('at start')}")
     print(
         f"fake node: {a.gpus} GPUs, {cpus:g} logical CPUs, {a.groups} labelled group(s); {layout}; "

@@ -24,6 +24,7 @@ import random
 import time
 
 import numpy as np
+from _machine import run_header
 
 from ohgw.pasha import PASHA
 from ohgw.pasha.rungs import PashaRungs
@@ -215,6 +216,7 @@ def main() -> None:
         if value < 1:
             raise SystemExit(f"error: {name} must be >= 1, got {value}")
     n, max_t, w = args.trials, args.max_t, args.workers
+    print(run_header(__file__, None))
     print(f"PASHA scheduler overhead: {n} trials x {max_t} epochs, eta 3, {w} workers")
     core = bench_pasha_core(n, max_t, w)
     for name, r in core.items():

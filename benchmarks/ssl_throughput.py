@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _machine import cpu_model, load_line  # noqa: E402
+from _machine import cpu_model, load_line, run_header  # noqa: E402
 
 
 def _rss_mib() -> float:
@@ -130,6 +130,7 @@ def main(argv=None) -> int:
     from trainables.ssl import METHODS
     from trainables.ssl.run import SSLRun, clear_cache
 
+    print(run_header(__file__, argv))
     print(f"ssl_throughput: torch {torch.__version__}, {args.threads} thread(s), CPU {cpu_model()}")
     print(load_line("at start"))
     base = {"method": "tw-byol", "batch_size": args.batch_size, "channels_last": False, "precision": "fp32",

@@ -33,7 +33,7 @@ import os
 import tempfile
 import time
 
-from _machine import cpu_model, load_line
+from _machine import cpu_model, load_line, run_header
 
 GOAL_SHARE = 0.90
 
@@ -88,6 +88,7 @@ def main() -> None:
         p.error("--seeds and --max-t must be >= 1, --budget > 0")
     import torch
 
+    print(run_header(__file__, None))
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} torch threads in the driver (each trial sets its "
         f"own from its 1 CPU), CPU {cpu_model()} ({os.cpu_count()} CPUs)\n{load_line('at start')}"

@@ -59,7 +59,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import torch
-from _machine import cpu_model, load_line
+from _machine import cpu_model, load_line, run_header
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision import transforms
 
@@ -326,6 +326,7 @@ def main(argv=None) -> int:
         dev = resolve_device(args.device)
         if args.steps is None:
             args.steps = 100 if dev.type == "cuda" else 20
+        print(run_header(__file__, argv))
         print(header(dev))
         print(
             f"batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps per measurement, "

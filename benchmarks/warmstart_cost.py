@@ -55,7 +55,7 @@ import sys
 import time
 
 import torch
-from _machine import cpu_model, load_line
+from _machine import cpu_model, load_line, run_header
 
 from ohgw.cost import Stopwatch, peak_rss_mib
 from ohgw.space import SearchSpace
@@ -220,6 +220,7 @@ def main(argv=None) -> int:
     if a.steps < 1 or a.repeats < 1:
         p.error("--steps and --repeats must be >= 1")
 
+    print(run_header(__file__, argv))
     print(header(device))
     t_start = time.perf_counter()
     items = Items(str(device), a.threads, a.steps)

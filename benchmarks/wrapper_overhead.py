@@ -28,6 +28,7 @@ import sys
 import time
 
 import numpy as np
+from _machine import run_header
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, MedianStoppingRule
 
 from ohgw import protocol
@@ -100,6 +101,7 @@ def main(argv=None) -> int:
     if unknown:
         print(f"error: --schedulers: unknown {unknown}; choose from {sorted(FACTORIES)}", file=sys.stderr)
         return 2
+    print(run_header(__file__, argv))
     print(f"{args.trials} trials x up to {args.epochs} epochs, best of {args.repeats}, "
           f"{args.workers} worker(s), pause saves {args.save_ticks} tick(s)")
     print(f"{'scheduler':<15}{'decisions':>10}{'bare dec/s':>12}{'OHGW dec/s':>12}{'ratio':>8}"
