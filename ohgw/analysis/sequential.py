@@ -51,8 +51,8 @@ Jennison & Turnbull 2000, §8.4): outcome (k', z') is more extreme upwards than 
 if it crossed the upper boundary at an earlier look (k' < k*), or k' = k* and z' >= z*. The adjusted
 two-sided p-value is 2 min(P_0(≽ upper), P_0(≼ lower)); the median-unbiased drift η̃ solves
 P_η̃(≽ observed) = ½ (its 1-α confidence interval: = α/2 and 1 - α/2). The drift is turned into a
-shift of the log speed-up by the ratio of the naive estimates, δ̃ = δ̂ η̃ / η̂, with δ̂ the median
-informative log speed-up and η̂ = Z_k / sqrt(t_k) (the fixed-n drift estimate): so a single look
+shift of the log speed-up by the ratio of the naive estimates, δ̃ = δ̂ η̃ / η̂, with
+δ̂ = -log(1 - the naive median reduction) and η̂ = Z_k / sqrt(t_k) (the fixed-n drift estimate): so a single look
 reproduces the naive estimate, and the design only moves it by the factor the looks move the drift.
 (Through σ, :func:`shift_for_drift`, is the fallback when δ̂ and η̂ disagree in sign or η̂ = 0: a
 rank statistic is bounded, so when every pair agrees η̂ says little about δ's size.) The estimate is
@@ -338,7 +338,9 @@ class SequentialDesign:
 
         d = np.asarray(d, float)
         informative = d[np.isfinite(d) & (d != 0)]
-        delta_naive = float(np.median(informative)) if len(informative) else float("nan")
+        # the fixed-n analysis' median reduction: 1 - median of T_m / T_v over the informative pairs
+        naive_reduction = float(1 - np.median(np.exp(-informative))) if len(informative) else float("nan")
+        delta_naive = -math.log1p(-naive_reduction) if naive_reduction < 1 else float("nan")
         eta_naive = z / math.sqrt(self.fractions[k - 1])
         if eta_naive != 0 and delta_naive * eta_naive > 0:
             scale = delta_naive / eta_naive  # log speed-up per unit of drift, as the naive estimates relate them
@@ -357,7 +359,7 @@ class SequentialDesign:
             "median_reduction_adjusted": est["median_unbiased"],
             "median_reduction_ci": [est["ci_low"], est["ci_high"]], "drift_adjusted": est["median_unbiased_drift"],
             "method": "stage-wise ordering (Tsiatis, Rosner & Mehta 1984; Jennison & Turnbull 2000, sec. 8.4)",
-            "naive_p": naive["p"], "naive_median_reduction": float(1 - math.exp(-delta_naive)),
+            "naive_p": naive["p"], "naive_median_reduction": naive_reduction,
         }
 
 

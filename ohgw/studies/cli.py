@@ -57,7 +57,8 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--methods", default=",".join(default_methods),
                    help=f"comma-separated methods (default: %(default)s); known: {', '.join(known_methods())}; "
                         "append @eta=<float> for an η_h sweep")
-    p.add_argument("--seeds", type=int, help="number of paired seeds 0..N-1")
+    p.add_argument("--seeds", help="number of paired seeds 0..N-1, or 'auto': a group-sequential study that stops "
+                                   "when the answer is known (the flags below)")
     p.add_argument("--budget", type=float, help="per-study budget, in --budget-kind units")
     p.add_argument("--budget-kind", choices=BUDGET_KINDS, default="epochs",
                    help="epochs = epoch-equivalents incl. warm-starts (noise-free, default); seconds = wall clock")
@@ -87,6 +88,12 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--no-report", action="store_true", help="skip the analysis at the end")
     p.add_argument("--keep-tune-dirs", action="store_true",
                    help="keep each study's Tune directory (_tune/<run>) after its Parquet export (default: removed)")
+    seq = p.add_argument_group("sequential seeds (--seeds auto; ohgw.analysis.sequential)")
+    seq.add_argument("--max-seeds", type=int, help="most pairs it runs (default: the preset's seeds)")
+    seq.add_argument("--look-every", type=int, help=f"pairs between looks (default {LOOK_EVERY}, or --max-seeds)")
+    seq.add_argument("--target-reduction", type=float,
+                     help="median T@tau reduction (a fraction) the futility rule asks about (default 0.15)")
+    seq.add_argument("--alpha", type=float, help="two-sided type-I error of the design (default 0.05)")
     if workload.add_flags is not None:
         workload.add_flags(p.add_argument_group(f"flags of the {workload.name} workload"))
     talk = p.add_mutually_exclusive_group()
@@ -121,7 +128,7 @@ def config_from_args(args: argparse.Namespace, script: str,
         raise ValueError("--methods is empty")
     for m in methods:
         parse_method(m)
-    seeds = preset["seeds"] if args.seeds is None else args.seeds
+    seeds = _seed_count(args, preset["seeds"])
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     base = dict(preset["base_config"])
@@ -160,6 +167,39 @@ def config_from_args(args: argparse.Namespace, script: str,
     return cfg, methods, list(range(seeds)), out
 
 
+LOOK_EVERY = 4  # default pairs between looks
+SEQUENTIAL_FLAGS = ("max_seeds", "look_every", "target_reduction", "alpha")
+
+
+def _seed_count(args: argparse.Namespace, preset_seeds: int) -> int:
+    """Pairs to run: ``--seeds N``, the preset's, or ``--max-seeds`` for ``--seeds auto``."""
+    given = [f"--{f.replace('_', '-')}" for f in SEQUENTIAL_FLAGS if getattr(args, f) is not None]
+    if args.seeds == "auto":
+        return preset_seeds if args.max_seeds is None else args.max_seeds
+    if given:
+        fixed = f"--seeds {args.seeds}" if args.seeds is not None else f"the preset's {preset_seeds} seeds"
+        raise ValueError(f"{given[0]} needs --seeds auto ({fixed} fix the seeds)")
+    if args.seeds is None:
+        return preset_seeds
+    try:
+        return int(args.seeds)
+    except ValueError:
+        raise ValueError(f"--seeds: an integer or 'auto', got {args.seeds!r}") from None
+
+
+def sequential_from_args(args: argparse.Namespace, max_seeds: int):
+    """The group-sequential design of ``--seeds auto`` (None for a fixed number of seeds); ValueError names the flag."""
+    if args.seeds != "auto":
+        return None
+    from ohgw.analysis.sequential import SETTINGS, SequentialDesign, check_design
+
+    look_every = min(LOOK_EVERY, max_seeds) if args.look_every is None else args.look_every
+    alpha = SETTINGS["alpha"] if args.alpha is None else args.alpha
+    target = SETTINGS["target_reduction"] if args.target_reduction is None else args.target_reduction
+    check_design(max_seeds, look_every, alpha, target)
+    return SequentialDesign(max_pairs=max_seeds, look_every=look_every, alpha=alpha, target_reduction=target)
+
+
 def main(script: str, workload: Workload, default_methods: Sequence[str], description: str,
          argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the studies of ``workload`` not yet in the results directory, then analyse."""
@@ -167,6 +207,7 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
     args = parser.parse_args(argv)
     try:
         cfg, methods, seeds, out = config_from_args(args, script, workload)
+        design = sequential_from_args(args, len(seeds))
         from ohgw.studies.runner import check_dashboard_host, check_keep_tune_dirs, check_manifest, run_experiment
 
         if not args.address:
@@ -174,19 +215,32 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
         for m in methods:  # Ray metric labels must stay bounded: no id-like experiment name
             study_tags(cfg.experiment, m, seeds[-1])
         check_manifest(out, cfg)
+        if design is not None:
+            from ohgw.studies.looks import SequentialLooks
+
+            SequentialLooks(design, cfg, out, methods)  # one comparison, the same design as a run before
         if args.keep_tune_dirs:
             check_keep_tune_dirs(out)
     except ValueError as e:
         print(f"{script}.py: error: {e}", file=sys.stderr)
         return 2
     t0 = time.time()
-    print(f"experiment {cfg.experiment}: {len(methods)} methods × {len(seeds)} seeds, budget {cfg.budget:g} "
+    how_many = f"{len(seeds)} seeds" if design is None else f"up to {len(seeds)} seeds"
+    print(f"experiment {cfg.experiment}: {len(methods)} methods × {how_many}, budget {cfg.budget:g} "
           f"{cfg.budget_kind} per study, τ = {cfg.tau:g}, results in {out}", file=sys.stderr, flush=True)
+    if design is not None:
+        print(f"sequential: a look every {design.look_every} pairs (at {', '.join(map(str, design.looks))}), "
+              f"efficacy |z| >= {', '.join(f'{c:.2f}' for c in design.boundaries)} (two-sided alpha "
+              f"{design.alpha:g}), futility below {design.futility_power:.0%} conditional power for a "
+              f"{design.target_reduction:.0%} reduction", file=sys.stderr, flush=True)
     summary = run_experiment(cfg, workload.trainable, methods, seeds, out, quiet=args.quiet, address=args.address,
                              num_cpus=args.num_cpus, dashboard_host=args.dashboard_host, verbose=args.verbose,
-                             keep_tune_dirs=args.keep_tune_dirs, allow_public_dashboard=args.allow_public_dashboard)
+                             keep_tune_dirs=args.keep_tune_dirs, allow_public_dashboard=args.allow_public_dashboard,
+                             sequential=design)
     print(f"studies: {summary.ran} run, {summary.skipped} resumed, {len(summary.failed)} failed; "
           f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    if summary.decision:
+        print(f"sequential: {summary.decision}", file=sys.stderr, flush=True)
     if not args.no_report and not report(out, cfg, quiet=args.quiet, full=args.verbose):
         return 1
     if summary.failed:
@@ -218,4 +272,4 @@ def report(out: Path, cfg: ExperimentConfig, quiet: bool = False, full: bool = F
     return True
 
 
-__all__ = ["build_parser", "config_from_args", "main"]
+__all__ = ["build_parser", "config_from_args", "main", "sequential_from_args"]

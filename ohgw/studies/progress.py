@@ -87,6 +87,11 @@ class StudyProgress:
         eta = "00:00" if not left else self.bar.format_interval(elapsed / ran * left) if ran and elapsed else "?"
         return f"{self.done}/{self.total}, {self.bar.format_interval(elapsed)} elapsed, ETA {eta}"
 
+    def stop_at(self, total: int) -> None:
+        """Fewer studies will run than planned (a sequential study stopped): ``total`` in all."""
+        self.total = self.bar.total = total
+        self.tick()
+
     def tick(self) -> None:
         """Redraw the elapsed time on a terminal (nothing elsewhere)."""
         if self.tty:

@@ -20,6 +20,9 @@ in its own Ray task, and its tables go to :func:`ohgw.results.write_study`.
   ``verbose`` also shows Ray's output on the console, ``quiet`` leaves out the per-study lines
   (:mod:`ohgw.studies.ray_session`). A local Ray's dashboard binds to loopback unless the user
   allows otherwise (:mod:`ohgw.studies.dashboard`).
+- **Sequential seeds** (``sequential``, :mod:`ohgw.studies.looks`): pairs start in seed order; after
+  each recorded study the looks now due are made, and once a boundary is crossed no new pair starts
+  (studies already running finish and are recorded, without changing the decision).
 - **Disk.** A study's Tune directory (``_tune/<run name>``) is removed as soon as its Parquet
   export is written, unless ``keep_tune_dirs``.
 """
@@ -38,9 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ohgw import metrics
+from ohgw.analysis.sequential import SequentialDesign, decision_sentence
 from ohgw.results import write_study
 from ohgw.studies.cluster import Group, discover_groups
 from ohgw.studies.dashboard import AUTH_WARNING, auth_disabled, check_dashboard_host, dashboard_note, is_loopback
+from ohgw.studies.looks import SequentialLooks
 from ohgw.studies.manifest import (
     MANIFEST,
     check_keep_tune_dirs,
@@ -67,6 +72,7 @@ class RunSummary:
     failed: list[str]
     wall_s: float
     log_path: str = ""
+    decision: str = ""  # a sequential study's decision, in one sentence
 
 
 def run_experiment(
@@ -84,6 +90,7 @@ def run_experiment(
     keep_tune_dirs: bool = False,
     log_path: str | os.PathLike | None = None,
     allow_public_dashboard: bool = False,
+    sequential: SequentialDesign | None = None,
 ) -> RunSummary:
     """Run every (method, seed) study not yet in ``out_dir``; returns what ran.
 
@@ -92,6 +99,7 @@ def run_experiment(
     ``verbose`` adds Ray's own output (Tune's trial tables). Each study's Tune directory is
     removed once its tables are written, unless ``keep_tune_dirs``. A local Ray's dashboard binds to a
     non-loopback ``dashboard_host`` only with ``allow_public_dashboard`` (:func:`check_dashboard_host`).
+    With a ``sequential`` design, ``seeds`` are 0..max_pairs-1 and the looks decide how many of them run.
     """
     import ray
 
@@ -108,16 +116,25 @@ def run_experiment(
     check_manifest(out, cfg)
     if keep_tune_dirs:
         check_keep_tune_dirs(out)
+    looks = None
+    if sequential is not None:
+        if list(seeds) != list(range(sequential.max_pairs)):
+            raise ValueError(f"seeds: a sequential study runs seeds 0..{sequential.max_pairs - 1} in order")
+        looks = SequentialLooks(sequential, cfg, out, list(methods))  # refuses another design; writes nothing
     todo = [(m, s) for s in seeds for m in methods if not is_done(out, cfg.experiment, m, s)]
     for m, s in todo:  # an interrupted study resumes: its Tune state must be this experiment's
         check_tune_state(out / "_tune", cfg, m, s)
-    skipped = len(seeds) * len(methods) - len(todo)
     write_manifest(out, cfg)
+    if looks is not None:  # a look due when the run was killed is made now, from the same pairs
+        for lk in looks.update():
+            print(looks.line(lk), file=stream, flush=True)
+        todo = [(m, s) for m, s in todo if s < looks.pairs_needed]
+    skipped = sum(is_done(out, cfg.experiment, m, s) for s in seeds for m in methods)
     if skipped:
         print(f"resuming: {skipped} completed studies kept, {len(todo)} to run", file=stream, flush=True)
     if not todo:
         print(f"studies: all {skipped} done (nothing to run)", file=stream, flush=True)
-        return RunSummary(0, skipped, [], 0.0)
+        return RunSummary(0, skipped, [], 0.0, decision=decision_sentence(looks.record) if looks else "")
     log_file = Path(log_path) if log_path is not None else default_log_path(out)
     print(f"Ray/Tune log: {log_file}", file=stream, flush=True)
     t0 = time.time()
@@ -128,8 +145,9 @@ def run_experiment(
         print(dashboard_note(dashboard_url()), file=stream, flush=True)
         if auth_disabled():
             print(AUTH_WARNING, file=stream, flush=True)
-        failed = _run_studies(ray, cfg, trainable, todo, skipped, out, quiet, stream, keep_tune_dirs)
-    return RunSummary(len(todo) - len(failed), skipped, failed, time.time() - t0, str(log_file))
+        ran, failed = _run_studies(ray, cfg, trainable, todo, skipped, out, quiet, stream, keep_tune_dirs, looks)
+    return RunSummary(ran, skipped, failed, time.time() - t0, str(log_file),
+                      decision=decision_sentence(looks.record) if looks else "")
 
 
 
@@ -150,13 +168,17 @@ def study_slots(cfg: ExperimentConfig, groups: Sequence[Group]) -> list[Group]:
 
 
 def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, skipped: int, out: Path, quiet: bool,
-                 stream, keep_tune_dirs: bool) -> list[str]:
-    """Start the studies of ``todo`` in order, each as soon as a slice is free; record each as it ends."""
+                 stream, keep_tune_dirs: bool, looks: SequentialLooks | None = None) -> tuple[int, list[str]]:
+    """Start the studies of ``todo`` in order, each as soon as a slice is free; record each as it ends.
+
+    With ``looks``, the looks due after each recorded study are made; once one stops the study, the
+    studies not yet started are dropped. Returns (studies recorded, studies failed).
+    """
     groups = discover_groups()
     free = study_slots(cfg, groups)
     storage = str((out / "_tune").resolve())
     task = ray.remote(num_cpus=0, max_retries=0)(run_study)
-    queue, running, failed = deque(todo), {}, []
+    queue, running, failed, ran = deque(todo), {}, [], 0
     progress = StudyProgress(skipped + len(todo), skipped, stream,
                              note=f"up to {len(free)} at a time on {len(groups)} group(s)")
     try:
@@ -172,15 +194,22 @@ def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, sk
             for ref in ready:  # 3. free its slice; record its tables, or say why it failed
                 method, seed, slot = running.pop(ref)
                 free.append(slot)
-                if _record_study(ray, ref, cfg, method, seed, out, storage, keep_tune_dirs, progress, quiet):
+                if not _record_study(ray, ref, cfg, method, seed, out, storage, keep_tune_dirs, progress, quiet):
+                    failed.append(f"{method}/seed={seed}")
                     continue
-                failed.append(f"{method}/seed={seed}")
+                ran += 1
+                if looks is not None and not looks.stopped:  # 4. make the looks now due; stop starting pairs
+                    for lk in looks.update():
+                        progress.note(looks.line(lk))
+                    if looks.stopped:
+                        queue.clear()
+                        progress.stop_at(progress.done + len(running))
     finally:
         progress.close()
     if not keep_tune_dirs:
         with contextlib.suppress(OSError):
             Path(storage).rmdir()  # only if nothing else is left in it
-    return failed
+    return ran, failed
 
 
 def _record_study(ray, ref, cfg: ExperimentConfig, method: str, seed: int, out: Path, storage: str,
