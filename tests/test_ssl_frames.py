@@ -172,3 +172,19 @@ def test_colour_jpeg_clips_load_as_three_channels(tmp_path):
     index, store = load_frames(tmp_path / "rgb", window_size=2, frame_step=1, split_seed=0, device=CPU)
     x = store.get(torch.arange(index.n_frames))
     assert x.shape == (5, 3, 4, 7) and abs(int(x[0, 0, 0, 0]) - 200) <= 3  # JPEG is lossy: within a few levels
+
+
+def test_a_corrupt_frame_that_empties_the_validation_split_is_one_line_naming_it(tmp_path, caplog):
+    root = tmp_path / "three"
+    for name in ("clip_a", "clip_b", "clip_c"):
+        _clip(root, name, 8)
+    index, _ = load_frames(root, window_size=2, frame_step=1, split_seed=0, device=CPU)
+    victim = next(c for c in index.clips if index.split[c.name] == "val")
+    bad = root / victim.name / "frame_5.png"
+    bad.write_bytes(b"not a png at all")
+    with caplog.at_level(logging.WARNING), pytest.raises(ValueError) as e:
+        load_frames(root, window_size=2, frame_step=1, split_seed=0, device=CPU)
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and str(bad) in msg
+    assert "its clip was skipped" in msg and "empty val split" in msg and "2 usable clips" in msg
+    assert "frames:" not in caplog.text  # no second, unrelated line

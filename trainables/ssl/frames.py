@@ -26,7 +26,8 @@ decodes each batch's frames from disk (same interface, same results, slower).
 
 Undecodable images (documented policy): with the cache, a clip holding a frame that cannot be
 decoded is skipped, its path named in a log line and counted; with the streaming store the
-frames are read lazily, so a bad frame stops the run with a ValueError naming its path.
+frames are read lazily, so a bad frame stops the run with a ValueError naming its path. A skipped
+clip that leaves the train or validation split empty is one ValueError naming the frame and that consequence.
 
 >>> natural_key("frame_10.png") > natural_key("frame_2.png")
 True
@@ -288,14 +289,19 @@ def load_frames(root: str | os.PathLike, window_size: int, frame_step: int, spli
             continue
         good.append(c)
         arrays.append(a)
-    if bad:
-        log.warning("frames: skipped %d clip(s) with a frame that cannot be decoded: %s", len(bad), "; ".join(bad))
     if not any(len(c.frames) >= min_frames for c in good):
         short = sum(len(c.frames) < min_frames for c in clips)
         raise ValueError(f"root_dir {os.fspath(root)!r}: no clip is long enough for one window ({min_frames} "
                          f"frames): {len(clips)} clip(s), {short} too short, {len(bad)} with undecodable frames")
     index = build_index(good, min_frames, split_seed)
     index.skipped_bad = len(bad)
+    if bad:
+        empty = [s for s in ("train", "val") if not len(index.frames_of(s))]
+        if empty:  # one line: the file, and what skipping its clip did
+            raise ValueError(f"root_dir {os.fspath(root)!r}: {'; '.join(bad)}: its clip was skipped, which leaves "
+                             f"{len(index.clips)} usable clips and an empty {' and '.join(empty)} split (at least 3 "
+                             "clips are needed for train / val / test)")
+        log.warning("frames: skipped %d clip(s) with a frame that cannot be decoded: %s", len(bad), "; ".join(bad))
     frames = torch.from_numpy(np.concatenate(arrays)).to(device)
     return index, CachedStore(frames)
 
