@@ -86,3 +86,19 @@ def test_the_runner_resumes_at_the_recorded_look_without_starting_anything(tmp_p
         SequentialLooks(SequentialDesign(max_pairs=4, look_every=4), _cfg(), tmp_path, METHODS)
     with pytest.raises(ValueError, match="exactly one method and its vanilla partner"):
         SequentialLooks(DESIGN, _cfg(), tmp_path, ["asha", "hyperband"])
+
+
+def test_summary_json_and_the_report_carry_the_looks(tmp_path):
+    from ohgw.analysis import analyze
+
+    _results(tmp_path, [0, 1, 2])
+    SequentialLooks(DESIGN, _cfg(), tmp_path, METHODS).update()
+    s = analyze(tmp_path, tau=TAU, out_html=tmp_path / "report.html", quiet=True, static=False)
+    saved = json.loads((tmp_path / "summary.json").read_text())["sequential"]
+    (look,) = saved["looks"]
+    assert (look["n"], look["decision"], look["upper"], look["lower"]) == (2, "futility", DESIGN.boundaries[0],
+                                                                           -DESIGN.boundaries[0])
+    assert look["z"] == pytest.approx(-3 / math.sqrt(5)) and look["futility_z"] > look["z"]
+    assert saved["statement"] == s.sequential["statement"] and saved["statement"].startswith("Stopped at look 1")
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Sequential design</h2>" in page and "fig-sequential" in page and "naive (fixed n = 2" in page

@@ -183,8 +183,45 @@ def fig_shift(s) -> go.Figure:
     return fig
 
 
+def fig_sequential(s) -> go.Figure:
+    """A --seeds auto run: the statistic at each look against the efficacy and futility boundaries."""
+    rec, looks = s.sequential, s.sequential.get("looks", [])
+    design = rec["design"]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=design["looks"], y=design["boundaries"], mode="lines+markers", name="efficacy",
+                             line={"color": "#107010"}))
+    fig.add_trace(go.Scatter(x=design["looks"], y=[-c for c in design["boundaries"]], mode="lines+markers",
+                             name="efficacy (slower)", line={"color": "#107010", "dash": "dash"}))
+    fig.add_trace(go.Scatter(x=[lk["n"] for lk in looks], y=_none([lk.get("futility_z") for lk in looks]),
+                             mode="markers", name=f"futility (conditional power {design['futility_power']:.0%})",
+                             marker={"color": "#b01010", "symbol": "x", "size": 10}))
+    fig.add_trace(go.Scatter(x=[lk["n"] for lk in looks], y=[lk["z"] for lk in looks], mode="lines+markers",
+                             name=f"z: {rec['method']} vs {rec['partner']}", line={"color": "black"},
+                             marker={"size": 9}))
+    fig.update_xaxes(title_text="pairs looked at (first n seeds)", range=[0, design["max_pairs"] + 1])
+    fig.update_yaxes(title_text="standardised signed-rank statistic z")
+    fig.update_layout(title=rec["statement"], title_font_size=13, height=420)
+    return fig
+
+
+def _sequential_html(s) -> str:
+    rec = s.sequential
+    if not rec:
+        return ""
+    fin = rec.get("final") or {}
+    nums = ""
+    if fin:
+        lo, hi = fin["median_reduction_ci"]
+        nums = (f" Adjusted for the looks ({html.escape(fin['method'])}): p = {fin['p_adjusted']:.3g}, median T@tau "
+                f"reduction {fin['median_reduction_adjusted']:.1%} (95 % CI {lo:.1%} to {hi:.1%}); naive (fixed n = "
+                f"{fin['n']}, ignoring the looks): p = {fin['naive_p']:.3g}, {fin['naive_median_reduction']:.1%}.")
+    return f"<h2>Sequential design</h2><p>{html.escape(rec['statement'])}{nums}</p>"
+
+
 def figures(s) -> dict[str, go.Figure]:
+    seq = {"sequential": fig_sequential(s)} if getattr(s, "sequential", None) else {}
     return {
+        **seq,
         "best_so_far": fig_best_so_far(s),
         "ttt": fig_ttt(s),
         "ttt_profiles": fig_profiles(s),
@@ -259,7 +296,7 @@ def render_html(s, figs: dict[str, go.Figure]) -> str:
         f"<h1>{title}</h1><p>{len(s.per_study)} studies; metric {html.escape(s.metric)} ({s.mode}); "
         f"tau = {s.tau:g} (from {s.tau_source}); clocks: wall seconds, {html.escape(s.compute_unit)}, "
         "epoch-equivalents (warm-start included). Studies that never reach tau are censored at their budget.</p>"
-        f"<h2>Success criteria</h2>{_criteria_html(s)}{warn}<h2>Figures</h2>{''.join(parts)}"
+        f"{_sequential_html(s)}<h2>Success criteria</h2>{_criteria_html(s)}{warn}<h2>Figures</h2>{''.join(parts)}"
         f"<h2>Tables</h2>{tables}{rules}</body></html>"
     )
 

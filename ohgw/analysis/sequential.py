@@ -487,3 +487,10 @@ def rejection_rate(sim: dict, alpha: float = 0.05) -> tuple[float, tuple[float, 
     hits = np.isin(sim["decision"], [DECISIONS.index("efficacy"), DECISIONS.index("harm")])
     ci = sps.binomtest(int(hits.sum()), len(hits)).proportion_ci(0.95, method="exact")
     return float(hits.mean()), (float(ci.low), float(ci.high))
+
+
+def summary(results_dir) -> dict:
+    """What summary.json carries of a sequential run: its record (design, every look's statistic, boundaries
+    and decision, the final analysis) and the decision in one sentence; {} for a fixed number of seeds."""
+    record = read_looks(results_dir)
+    return {**record, "statement": decision_sentence(record)} if record else {}

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import configs, stats, ttt
+from . import configs, sequential, stats, ttt
 from .load import CLOCKS, AnalysisError, Results, warn
 
 RULES = (
@@ -120,6 +120,7 @@ class Summary:
     html_path: str | None = None
     json_path: str | None = None
     static_figures: list[str] = field(default_factory=list)
+    sequential: dict = field(default_factory=dict)  # a --seeds auto run's looks (:mod:`.sequential`); {} if none
 
     def verdict(self, method: str) -> str:
         """PASS when every criterion row of ``method`` on the primary clock passes, else FAIL."""
@@ -147,6 +148,7 @@ class Summary:
             "gradient_benefit": self.gradient_benefit, "profiles": self.profiles,
             "studies": self.per_study.to_dict(orient="records"),
             "warnings": self.warnings, "html_path": self.html_path, "static_figures": self.static_figures,
+            "sequential": self.sequential,
         }
         return jsonable(out)
 
@@ -321,7 +323,7 @@ def compute(res: Results, tau: float | None = None, primary_clock: str = "comput
         overhead=overhead, rungs=rungs, survival=survival, shift=shift, divergence=divergence,
         gradient_benefit=gb, profiles=profiles, curves=grids, criteria=criteria,
         best_score_seen=sign * best_seen if math.isfinite(best_seen) else float("nan"), warnings=res.warnings,
-        epoch_target=epoch_target,
+        epoch_target=epoch_target, sequential=sequential.summary(res.results_dir),
     )
 
 
