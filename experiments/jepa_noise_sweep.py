@@ -15,10 +15,13 @@ Writes into ``--out`` (default ``results/jepa_noise_sweep``): ``cells.parquet`` 
 method), ``trials.parquet`` (every trial's best report, its ψ and the warm-start's x, x′, g), ``slow_features.html`` (plotly:
 best probe RMSE vs noise coefficient, one panel per noise type, one line per model and method, the
 reference lines dotted), ``encoders/<cell>/`` (the encoder of the cell's best trial at its best epoch,
-``encoder.pt`` + ``encoder.json``: :func:`trainables.jepa.load_encoder`; the only checkpoint kept), ``tune/`` (Tune's trial directories) and ``tune.log`` (Tune's console
-output). Files are written atomically after every cell, so an interrupted sweep keeps the cells it
-finished. ``--smoke``: VICReg and RSSM, changing and static noise at c = 1, two samples of two
-epochs on a small world: 2 minutes on 2 shared CPU cores (measured: 4 cells, 104 s of studies).
+``encoder.pt`` + ``encoder.json``: :func:`trainables.jepa.load_encoder`; the only checkpoint kept) and
+``logs/ray-tune-<time>.log`` (everything Ray and Tune say; named at the start, on the console too with
+``--verbose``). Files are written atomically after every cell, so an interrupted sweep keeps the cells it
+finished; a cell's Tune folder (``tune/<cell>``: its checkpoints) is deleted once the cell is written,
+unless ``--keep-tune-dirs``. The console (as the main job's, :class:`ohgw.studies.tune_console.TuneConsole`):
+one progress bar over the cells, one line per cell, the cells' table at the end. ``--smoke``: VICReg and
+RSSM, changing and static noise at c = 1, two samples of two epochs on a small world: 2 minutes on 2 shared CPU cores (measured: 4 cells, 104 s of studies).
 
     python experiments/jepa_noise_sweep.py --smoke
     python experiments/jepa_noise_sweep.py --models VICReg,SimCLR,RSSM --coeffs 0,0.5,1,2 --samples 8 --ohgw
@@ -27,7 +30,6 @@ epochs on a small world: 2 minutes on 2 shared CPU cores (measured: 4 cells, 104
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
@@ -78,6 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="Tune's sampling seed (the same configs for both methods)")
     p.add_argument("--out", default="results/jepa_noise_sweep", help="output directory")
     p.add_argument("--smoke", action="store_true", help="the small sweep described above")
+    p.add_argument("--verbose", action="store_true", help="Ray's and Tune's output on the console too")
+    p.add_argument("--keep-tune-dirs", action="store_true", help="keep each cell's Tune folder (<out>/tune/<cell>)")
     args = p.parse_args(argv)
     defaults = SMOKE if args.smoke else FULL  # flags given explicitly win over both
     for name in ("models", "noise_types", "coeffs", "samples", "max_t"):
@@ -117,6 +121,18 @@ def check(args) -> tuple[list[str], list[str], list[float], dict]:
     return models, kinds, coeffs, base
 
 
+def cell_name(model: str, kind: str, coeff: float, method: str) -> str:
+    """A cell's Tune run name (its folder under ``<out>/tune``)."""
+    return f"{model}-{kind}-{coeff:g}-{method.replace('+', '_')}"
+
+
+def cells_table(cells: pd.DataFrame) -> str:
+    """The cells as a text table: best val probe RMSE, its test RMSE and the reference lines, in px."""
+    cols = ["model", "noise_type", "coeff", "method", "best_val_rmse", "test_rmse", "ref_random_init_rmse",
+            "ref_mean_rmse", "trials", "errors"]
+    return cells.reindex(columns=cols).to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n"
+
+
 def run_cell(model, kind, coeff, method, base, args, storage: Path) -> tuple[dict, list[dict]]:
     """One Tune study of a cell; (cell row, trial rows)."""
     from ray import tune
@@ -134,18 +150,17 @@ def run_cell(model, kind, coeff, method, base, args, storage: Path) -> tuple[dic
     if method == "asha+ohgw":
         sched = OHGW(sched, search_space(model, args.optimizer), batch_size=min(64, base.get("dataset_size", 1024)))
         callbacks = sched.callbacks()
-    name = f"{model}-{kind}-{coeff:g}-{method.replace('+', '_')}"
+    name = cell_name(model, kind, coeff, method)
     t0 = time.perf_counter()
     tuner = tune.Tuner(
         tune.with_resources(train_jepa, {"cpu": 1}),
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=sched, num_samples=args.samples,
                                     search_alg=BasicVariantGenerator(random_state=args.seed)),
-        run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0, callbacks=callbacks),
+        run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=1 if args.verbose else 0,
+                                  callbacks=callbacks),
     )
-    with open(storage.parent / "tune.log", "a") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
-        results = tuner.fit()
+    results = tuner.fit()
     from trainables.jepa.export import export_best_trial
 
     encoder = export_best_trial(results, storage.parent / "encoders" / name, METRIC)
@@ -204,32 +219,34 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    import ray
-    from tqdm import tqdm
+    from ohgw.studies.tune_console import TuneConsole, remove_tune_dir
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     storage = out / "tune"
     methods = ["asha", "asha+ohgw"] if args.ohgw else ["asha"]
     plan = [(m, k, c, meth) for m in models for k in kinds for c in coeffs for meth in methods]
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     cells, trials = [], []
-    try:
-        for model, kind, coeff, method in tqdm(plan, desc="cells", unit="cell"):
+    with TuneConsole(out, total=len(plan), unit="cell", verbose=args.verbose, name="jepa_noise_sweep") as console:
+        console.start_ray(num_cpus=args.cpus)
+        for model, kind, coeff, method in plan:
             cell, rows = run_cell(model, kind, coeff, method, base, args, storage.resolve())
             cells.append(cell)
             trials.extend(rows)
-            tqdm.write(f"{model:7s} {kind:20s} c={coeff:<4g} {method:10s} best val_rmse "
-                       f"{cell.get('best_val_rmse', math.nan):.3f} px (random-init "
-                       f"{cell.get('ref_random_init_rmse', math.nan):.3f}, {cell['wall_s']:.0f} s)")
             df = pd.DataFrame(cells)
             _atomic(df, out / "cells.parquet")
             _atomic(pd.DataFrame(trials), out / "trials.parquet")
             if "best_val_rmse" in df:
                 _atomic_text(figure(df.dropna(subset=["best_val_rmse"])).to_html(include_plotlyjs=True),
                              out / "slow_features.html")
-    finally:
-        ray.shutdown()
+            remove_tune_dir(storage / cell_name(model, kind, coeff, method), keep=args.keep_tune_dirs)
+            console.step(f"{model} {kind} c={coeff:g} {method}: best val_rmse "
+                         f"{cell.get('best_val_rmse', math.nan):.3f} px (random-init "
+                         f"{cell.get('ref_random_init_rmse', math.nan):.3f}), {cell['trials']} trials, "
+                         f"{cell['errors']} errors, {cell['wall_s']:.0f} s")
+    if storage.is_dir() and not any(storage.iterdir()):
+        storage.rmdir()
+    print(cells_table(pd.DataFrame(cells)), end="")
     print(f"wrote {out / 'cells.parquet'}, {out / 'trials.parquet'}, {out / 'slow_features.html'}")
     return 0
 

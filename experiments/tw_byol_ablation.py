@@ -12,14 +12,17 @@ trial, with its cell), ``table.txt`` / ``table.csv`` (mean ± sd over seeds, at 
 F1, kNN accuracy, rare-action recall, Spearman ρ, MRR, kNN accuracy of the identity label, and the
 trial's compute seconds — CPU or GPU, whichever the trial ran on) and the efficiency lines: TW-BYOL
 vs BYOL wall seconds per epoch and training frames/s, measured side by side in the same Tune run.
-Bad input: one line, exit status 2, nothing written.
+Console (as the main job's, :class:`ohgw.studies.tune_console.TuneConsole`): one progress bar over the
+trials, one line per finished trial, the table at the end; Ray's and Tune's output goes to
+``<out>/logs/ray-tune-<time>.log`` (named at the start), also on the console with ``--verbose``. Tune's
+trial folders (``<out>/_tune``: checkpoints) are deleted once ``runs.parquet`` is written, unless
+``--keep-tune-dirs``. Bad input: one line, exit status 2, nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -75,6 +78,16 @@ def summarise(df, out: str) -> str:
     return text
 
 
+def _trial_line(trial) -> str:
+    """A finished trial: its cell and seed, epochs, and its last probe F1 and kNN accuracy."""
+    from ohgw import protocol
+
+    cell, res = trial.config["cell"], trial.last_result or {}
+    name = f"{cell['method']} {cell['weighting']} τ={cell['tau']:g}" if cell["method"] == "tw-byol" else "byol"
+    return (f"{name} seed {trial.config[protocol.SEED_KEY]}: {res.get(protocol.ITERATION, 0)} epochs, probe F1 "
+            f"{res.get('val_probe_f1', float('nan')):.3f}, kNN acc {res.get('val_knn_acc', float('nan')):.3f}")
+
+
 def _atomic(path: str, write) -> None:
     from ohgw.results import atomic_path
 
@@ -93,6 +106,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps-per-epoch", type=int, default=25)
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     p.add_argument("--out", default=os.path.join("results", "tw_byol_ablation"))
+    p.add_argument("--verbose", action="store_true", help="Ray's and Tune's output on the console too")
+    p.add_argument("--keep-tune-dirs", action="store_true", help="keep Tune's trial folders (<out>/_tune)")
     args = p.parse_args(argv)
     try:
         taus = [float(t) for t in args.taus.split(",") if t.strip()]
@@ -112,28 +127,28 @@ def main(argv=None) -> int:
     except (ValueError, ImportError) as e:
         print(f"tw_byol_ablation.py: error: {e}", file=sys.stderr)
         return 2
-    import ray
     from ray import tune
 
     from ohgw import protocol
+    from ohgw.studies.tune_console import TuneConsole, remove_tune_dir
 
     os.makedirs(args.out, exist_ok=True)
     grid = cells(taus, weightings)
     print(f"tw_byol_ablation: {len(grid)} cells × {args.seeds} seeds, {args.max_t} epochs each → {args.out}",
           file=sys.stderr, flush=True)
     t0 = time.time()
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
+    with TuneConsole(args.out, total=len(grid) * args.seeds, verbose=args.verbose,
+                     name="tw_byol_ablation") as console:
+        console.start_ray(num_cpus=args.num_cpus)
         results = tune.Tuner(
             tune.with_resources(ablation_trainable, {"cpu": 1}),
             param_space={**base, "cell": tune.grid_search(grid), protocol.SEED_KEY: tune.grid_search(
                 list(range(args.seeds)))},
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(storage_path=os.path.abspath(os.path.join(args.out, "_tune")),
-                                      name="tw_byol_ablation", verbose=1),
+                                      name="tw_byol_ablation", verbose=console.tune_verbose,
+                                      callbacks=[console.callback(_trial_line)]),
         ).fit()
-    finally:
-        ray.shutdown()
     import pandas as pd
 
     frames = []
@@ -152,7 +167,7 @@ def main(argv=None) -> int:
     keep = [c for c in df.columns if not isinstance(df[c].iloc[0], dict)]
     _atomic(os.path.join(args.out, "runs.parquet"), lambda p_: df[keep].to_parquet(p_, index=False))
     print(summarise(df, args.out), end="")
-    shutil.rmtree(os.path.join(args.out, "_tune"), ignore_errors=True)  # the trials' checkpoints: exported above
+    remove_tune_dir(os.path.join(args.out, "_tune"), keep=args.keep_tune_dirs)  # the checkpoints: exported above
     print(f"{len(results)} trials ({len(results.errors)} errors) in {time.time() - t0:.0f} s; wrote "
           f"{args.out}/runs.parquet, table.txt, table.csv", file=sys.stderr)
     return 1 if results.errors else 0

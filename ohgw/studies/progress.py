@@ -43,15 +43,17 @@ class StudyProgress:
 
     On a terminal the bar redraws in place below the study lines. Elsewhere (CI logs, ``| tee``) the
     bar is printed twice, at the start and at the end, as whole lines; each study line then carries
-    the progress itself (``[done/total, elapsed, ETA]``), so a log holds one line per study.
+    the progress itself (``[done/total, elapsed, ETA]``), so a log holds one line per study. ``desc`` and
+    ``unit`` name what is counted for other units (trials, cells: :mod:`ohgw.studies.tune_console`).
     """
 
-    def __init__(self, total: int, already: int, stream=sys.stderr, note: str = "") -> None:
+    def __init__(self, total: int, already: int, stream=sys.stderr, note: str = "", desc: str = "studies",
+                 unit: str = "study") -> None:
         from tqdm import tqdm
 
         self.stream, self.tty = stream, _isatty(stream)
         self.total = total
-        common = dict(total=total, initial=already, desc="studies", unit="study", smoothing=0.0, leave=True,
+        common = dict(total=total, initial=already, desc=desc, unit=unit, smoothing=0.0, leave=True,
                       postfix=note or None)
         if self.tty:
             self.bar = tqdm(file=stream, mininterval=0.5, dynamic_ncols=True, **common)

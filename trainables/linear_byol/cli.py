@@ -79,6 +79,10 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="tune", help="tune (Ray Tune grid_search, default) or local")
     p.add_argument("--cpus_per_trial", type=float, default=1.0)
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--verbose", action="store_true", help="Ray's and Tune's output on the console too "
+                                                          "(always in <out_dir>/_logs/)")
+    p.add_argument("--keep_tune_dirs", "--keep-tune-dirs", action="store_true",
+                   help="keep Tune's folder <out_dir>/_tune after the runs are written")
 
 
 def _analyze_flags(p: argparse.ArgumentParser, runs_dir_required: bool) -> None:
@@ -192,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"train: {path}", file=sys.stderr)
         elif args.command == "sweep":
             configs = _sweep_configs(args)
-            paths = run_sweep(configs, args.out_dir, args.backend, args.cpus_per_trial, args.address)
+            paths = run_sweep(configs, args.out_dir, args.backend, args.cpus_per_trial, args.address,
+                              verbose=args.verbose, keep_tune_dirs=args.keep_tune_dirs)
             print(f"sweep: {len(paths)} runs in {args.out_dir}", file=sys.stderr)
         elif args.command == "analyze":
             _analyze(args, args.runs_dir, args.out)
@@ -207,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise ValueError(f"{name} must be one of {', '.join(ROW_METRICS)}, got {m!r}")
             print(f"train: {train_single(cfg, str(root / 'single'), args.run_name, args.log_wandb, True)}",
                   file=sys.stderr)
-            paths = run_sweep(configs, str(root / "sweep"), args.backend, args.cpus_per_trial, args.address)
+            paths = run_sweep(configs, str(root / "sweep"), args.backend, args.cpus_per_trial, args.address,
+                              verbose=args.verbose, keep_tune_dirs=args.keep_tune_dirs)
             print(f"sweep: {len(paths)} runs in {root / 'sweep'}", file=sys.stderr)
             _analyze(args, str(root / "sweep"), args.out or str(root / "figs"))
     except ValueError as e:

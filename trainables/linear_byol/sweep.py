@@ -17,6 +17,12 @@ reports its log rows, and the driver writes each trial's rows (from its result's
 dataframe) into ``out_dir/<run_name>.parquet``, the same layout as a single run. A diverged run is
 a file like any other, with ``diverged`` true in its last row. ``backend="local"`` runs the same grid
 in this process (no Ray), for small grids and tests.
+
+The Tune backend's console is the main job's (:class:`ohgw.studies.tune_console.TuneConsole`): one
+progress bar over the runs, one line per finished run, a short table at the end (:func:`best_runs`);
+Ray's and Tune's output goes to ``out_dir/_logs/ray-tune-<time>.log`` (named at the start; on the console
+too with ``verbose``). Tune's folder ``out_dir/_tune`` (the trials' results) is deleted once every run's
+Parquet file is written, unless ``keep_tune_dirs``.
 """
 
 from __future__ import annotations
@@ -93,21 +99,48 @@ def _sweep_trainable(config: dict) -> None:
         tune.report({k: row[k] for k in COLUMNS if k in row and k not in ("data_seed",)} | {"row_epoch": row["epoch"]})
 
 
-def _run_tune(configs: list[dict], out: Path, cpus_per_trial: float, address: str | None, quiet: bool) -> list[Path]:
-    import ray
+def _run_line(trial) -> str:
+    """A finished sweep run in one line: its α, τ, batch size, seed, epochs and last W_Fro_aligned."""
+    cfg, res = trial.config["cfg"], trial.last_result or {}
+    tail = " DIVERGED" if res.get("diverged") else ""
+    return (f"α {cfg['lr_pred']:.3g}, τ {cfg['tau']:.3g}, batch {cfg['batch_size']}, seed {cfg[protocol.SEED_KEY]}: "
+            f"epoch {res.get('row_epoch', 0)}, W_Fro_aligned {res.get('W_Fro_aligned', float('nan')):.4g}{tail}")
+
+
+def best_runs(paths: Sequence[Path], metric: str = "W_Fro_aligned", n: int = 5) -> str:
+    """The table after a sweep: the ``n`` runs with the lowest last ``metric``, and how many diverged."""
+    import pandas as pd
+
+    last = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True).sort_values("epoch")
+    last = last.groupby("run_name").tail(1)
+    diverged = int(last["diverged"].sum())
+    cols = [c for c in ("lr_pred", "tau", "lr_enc", "batch_size", "seed", "epoch", metric) if c in last]
+    top = last.sort_values(metric).head(n)[cols]
+    return (f"best {len(top)} of {len(last)} runs by last {metric} ({diverged} diverged):\n"
+            + top.to_string(index=False, float_format=lambda v: f"{v:.4g}") + "\n")
+
+
+def _run_tune(configs: list[dict], out: Path, cpus_per_trial: float, address: str | None, quiet: bool,
+              verbose: bool = False, keep_tune_dirs: bool = False) -> list[Path]:
     from ray import tune
 
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet, logging_level="ERROR")
+    from ohgw.studies.ray_session import default_log_path
+    from ohgw.studies.tune_console import TuneConsole, remove_tune_dir
+
     trainable = tune.with_resources(_sweep_trainable, {"cpu": cpus_per_trial})
     storage = (out / "_tune").resolve()
-    tuner = tune.Tuner(
-        trainable,
-        param_space={"cfg": tune.grid_search(configs)},
-        tune_config=tune.TuneConfig(reuse_actors=True),
-        run_config=tune.RunConfig(name="linear_byol_sweep", storage_path=str(storage), verbose=0 if quiet else 1),
-    )
-    results = tuner.fit()
+    log = out / "_logs" / default_log_path(out).name  # "_": a Parquet reader of the runs folder skips it
+    with TuneConsole(out, total=len(configs), unit="run", verbose=verbose and not quiet, name="linear_byol sweep",
+                     log_path=log) as console:
+        console.start_ray(address=address)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"cfg": tune.grid_search(configs)},
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(name="linear_byol_sweep", storage_path=str(storage),
+                                      verbose=console.tune_verbose, callbacks=[console.callback(_run_line)]),
+        )
+        results = tuner.fit()
     paths = []
     for res in results:
         if res.error is not None:
@@ -122,17 +155,25 @@ def _run_tune(configs: list[dict], out: Path, cpus_per_trial: float, address: st
             row["diverged"] = bool(row["diverged"])
             rows.append(row)
         paths.append(write_rows(rows, out, default_run_name(cfg)))
+    remove_tune_dir(storage, keep=keep_tune_dirs)  # every run's rows are in its Parquet file now
+    if not quiet and paths:
+        print(best_runs(paths), end="")
     return paths
 
 
 def run_sweep(configs: list[dict], out_dir: str, backend: str = "tune", cpus_per_trial: float = 1.0,
-              address: str | None = None, quiet: bool = False) -> list[Path]:
-    """Run every config; one Parquet file per run in ``out_dir``. Returns the paths."""
+              address: str | None = None, quiet: bool = False, verbose: bool = False,
+              keep_tune_dirs: bool = False) -> list[Path]:
+    """Run every config; one Parquet file per run in ``out_dir``. Returns the paths.
+
+    Tune backend: ``verbose`` puts Ray's and Tune's output on the console too (it is in ``out_dir/logs/``
+    either way); ``keep_tune_dirs`` keeps ``out_dir/_tune``.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"--backend must be one of {BACKENDS}, got {backend!r}")
     out = Path(out_dir)
     if backend == "tune":
-        return _run_tune(configs, out, cpus_per_trial, address, quiet)
+        return _run_tune(configs, out, cpus_per_trial, address, quiet, verbose, keep_tune_dirs)
     from tqdm import tqdm
 
     paths = []

@@ -1,0 +1,93 @@
+"""Every script that runs Ray Tune follows the main job's console contract and leaves no Tune folder behind.
+
+Issue 22, §2. Each script runs in this process at its smallest size, on the suite's shared Ray (``ray_local``),
+its console captured at the file descriptors: at most :data:`MAX_LINES` lines, a line naming the Ray/Tune log
+file (which exists and is not empty), no Tune trial table on the console, and no checkpoint or Tune folder left
+in its output. The linear BYOL sweep (a 2-run grid) runs in the default suite; the others are slow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from ohgw.studies.tune_console import remove_tune_dir
+
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_LINES = 80
+TABLE = re.compile(r"Trial status|Trial name|╭|│")
+LOG_LINE = re.compile(r"Ray/Tune log in (\S+\.log)|Ray/Tune log: (\S+\.log)|log(?: file)?:? (\S+\.log)")
+TUNE_DIRS = ("_tune", "tune")
+
+LB_SWEEP = ["sweep", "--epochs", "2", "--log_every", "1", "--samples_per_epoch", "64", "--lr_pred_logspace", "1e-2",
+            "1e-1", "2", "--tau_logspace", "1e-1", "1", "1"]
+HARNESS = ["--seeds", "1", "--budget", "2", "--max-t", "1", "--trials-per-study", "1", "--no-report"]
+
+# name -> (how to run it, its arguments before --out, the output flag)
+SCRIPTS = {
+    "linear_byol sweep": ("module", "trainables.linear_byol", LB_SWEEP, "--out_dir"),
+    "tw_byol_ablation": ("main", "experiments/tw_byol_ablation.py",
+                         ["--seeds", "1", "--max-t", "1", "--taus", "5", "--weightings", "uniform",
+                          "--steps-per-epoch", "2"], "--out"),
+    "jepa_noise_sweep": ("main", "experiments/jepa_noise_sweep.py",
+                         ["--smoke", "--models", "VICReg", "--noise-types", "changing", "--samples", "1",
+                          "--max-t", "1"], "--out"),
+    "asha_vs_ohgw": ("script", "experiments/asha_vs_ohgw.py", HARNESS, "--out"),
+    "linear_byol_ohgw": ("script", "experiments/linear_byol_ohgw.py", [*HARNESS[:-1], "--sweep_steps", "1"], "--out"),
+}
+SLOW = {name for name in SCRIPTS if name != "linear_byol sweep"}
+
+
+def _run(kind: str, target: str, argv: list[str]) -> int:
+    if kind == "module":
+        from trainables.linear_byol.cli import main
+
+        return main(argv)
+    if kind == "main":
+        spec = importlib.util.spec_from_file_location(Path(target).stem, ROOT / target)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod.main(argv)
+    saved = sys.argv
+    sys.argv = [str(ROOT / target), *argv]
+    try:
+        runpy.run_path(str(ROOT / target), run_name="__main__")
+    except SystemExit as e:
+        return int(e.code or 0)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SCRIPTS])
+def test_script_console_is_short_names_its_log_and_leaves_no_tune_folder(name, ray_local, tmp_path, capfd):
+    kind, target, argv, out_flag = SCRIPTS[name]
+    out = tmp_path / "out"
+    rc = _run(kind, target, [*argv, out_flag, str(out)])
+    console = capfd.readouterr()
+    text = console.out + console.err
+    lines = text.splitlines()
+    assert rc == 0, text[-3000:]
+    assert len(lines) <= MAX_LINES, f"{len(lines)} console lines:\n{text}"
+    assert not [ln for ln in lines if TABLE.search(ln)], text  # Tune's trial tables are in the log file
+    logs = [next(g for g in m.groups() if g) for m in map(LOG_LINE.search, lines[:5]) if m]
+    assert logs and Path(logs[0]).is_file() and Path(logs[0]).stat().st_size > 0, text[:2000]
+    left = [str(p.relative_to(out)) for p in out.rglob("*") if p.is_dir()
+            and (p.name.startswith("checkpoint_") or p.name in TUNE_DIRS)]
+    assert left == [], left
+
+
+def test_remove_tune_dir_frees_the_folder_unless_kept(tmp_path):
+    tune = tmp_path / "_tune" / "run" / "checkpoint_000001"
+    tune.mkdir(parents=True)
+    (tune / "weights.bin").write_bytes(b"\0" * 1000)
+    assert remove_tune_dir(tmp_path / "_tune", keep=True) == 0 and tune.is_dir()
+    assert remove_tune_dir(tmp_path / "_tune") == 1000 and not (tmp_path / "_tune").exists()
+    assert remove_tune_dir(tmp_path / "_tune") == 0  # nothing there: nothing to do
