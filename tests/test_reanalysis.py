@@ -132,11 +132,3 @@ def test_box_plots_draw_the_points_below_five_per_group(tmp_path):
     assert len(_boxes(f_many["shift"])) == len(s_many.shift) * len(next(iter(s_many.shift.values())))
     assert all("values" not in d for per in s_many.shift.values() for d in per.values())
 
-
-def test_outdir_doctests():
-    import doctest
-
-    import ohgw.analysis.outdir as m
-
-    r = doctest.testmod(m)
-    assert r.failed == 0 and r.attempted > 0

@@ -34,10 +34,13 @@ def _run(out: Path, **kw) -> subprocess.Popen:
 def test_sigkill_then_rerun(tmp_path):
     out = tmp_path / "results"
     proc = _run(out)
-    deadline = time.time() + 240
+    # the kill must land mid-run: wait (on a busy machine as long as it takes, bounded) until 2 of the 6
+    # studies are done; the 4 others take seconds each, far longer than one 0.2 s poll
+    deadline = time.time() + 300
     done_dir = out / "studies"
-    while time.time() < deadline and len(list(done_dir.glob("*/*/*/part-0.parquet"))) < 2:
+    while len(list(done_dir.glob("*/*/*/part-0.parquet"))) < 2:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, "precondition: 2 studies were not done within 300 s"
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)  # the driver dies mid-run ...
     proc.wait()
