@@ -79,6 +79,8 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
                    help="deterministic CUDA kernels in every trial (default true: twins stay bit-identical on GPUs; "
                         "false: faster, pairs approximate)")
     p.add_argument("--address", help="Ray cluster address (e.g. auto); default: start a local Ray")
+    p.add_argument("--storage", help="folder of Tune's runs (default: <out>/_tune); on a cluster, a shared filesystem "
+                                     "mounted at the same path on every node (checked before the first study)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--dashboard-host", default="127.0.0.1",
                    help="interface the local Ray dashboard binds to (default: loopback only)")
@@ -233,10 +235,15 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
               f"efficacy |z| >= {', '.join(f'{c:.2f}' for c in design.boundaries)} (two-sided alpha "
               f"{design.alpha:g}), futility below {design.futility_power:.0%} conditional power for a "
               f"{design.target_reduction:.0%} reduction", file=sys.stderr, flush=True)
-    summary = run_experiment(cfg, workload.trainable, methods, seeds, out, quiet=args.quiet, address=args.address,
-                             num_cpus=args.num_cpus, dashboard_host=args.dashboard_host, verbose=args.verbose,
-                             keep_tune_dirs=args.keep_tune_dirs, allow_public_dashboard=args.allow_public_dashboard,
-                             sequential=design)
+    try:  # the cluster checks (--storage, --address, group labels) come before anything is written
+        summary = run_experiment(cfg, workload.trainable, methods, seeds, out, quiet=args.quiet, address=args.address,
+                                 num_cpus=args.num_cpus, dashboard_host=args.dashboard_host, verbose=args.verbose,
+                                 keep_tune_dirs=args.keep_tune_dirs, allow_public_dashboard=args.allow_public_dashboard,
+                                 storage=args.storage,
+                                 sequential=design)
+    except ValueError as e:
+        print(f"{script}.py: error: {e}", file=sys.stderr)
+        return 2
     print(f"studies: {summary.ran} run, {summary.skipped} resumed, {len(summary.failed)} failed; "
           f"{time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     if summary.decision:

@@ -55,9 +55,12 @@ from ohgw.studies.manifest import (
     write_manifest,
 )
 from ohgw.studies.methods import parse_method
+from ohgw.studies.preflight import check_run
 from ohgw.studies.progress import StudyProgress, study_line
 from ohgw.studies.ray_session import RayLog, dashboard_url, default_log_path, init_ray
 from ohgw.studies.study import ExperimentConfig, check_tune_state, run_study, tune_run_name
+
+STUDY_RETRIES = 3  # a study task whose node died is run again (it resumes from its Tune state in the storage)
 
 
 def tune_run_dir(storage_dir: str | os.PathLike, cfg: ExperimentConfig, method: str, seed: int) -> Path:
@@ -91,6 +94,7 @@ def run_experiment(
     log_path: str | os.PathLike | None = None,
     allow_public_dashboard: bool = False,
     sequential: SequentialDesign | None = None,
+    storage: str | os.PathLike | None = None,
 ) -> RunSummary:
     """Run every (method, seed) study not yet in ``out_dir``; returns what ran.
 
@@ -99,6 +103,8 @@ def run_experiment(
     ``verbose`` adds Ray's own output (Tune's trial tables). Each study's Tune directory is
     removed once its tables are written, unless ``keep_tune_dirs``. A local Ray's dashboard binds to a
     non-loopback ``dashboard_host`` only with ``allow_public_dashboard`` (:func:`check_dashboard_host`).
+    Tune's runs go to ``storage`` (default ``out_dir/_tune``); on a cluster it must be shared by every node
+    that takes trials, which is checked before anything is written (:mod:`ohgw.studies.preflight`).
     With a ``sequential`` design, ``seeds`` are 0..max_pairs-1 and the looks decide how many of them run.
     """
     import ray
@@ -122,8 +128,11 @@ def run_experiment(
             raise ValueError(f"seeds: a sequential study runs seeds 0..{sequential.max_pairs - 1} in order")
         looks = SequentialLooks(sequential, cfg, out, list(methods))  # refuses another design; writes nothing
     todo = [(m, s) for s in seeds for m in methods if not is_done(out, cfg.experiment, m, s)]
+    storage = Path(storage).resolve() if storage else (out / "_tune").resolve()
+    if todo:  # writable; on a cluster: --address answers, group labels, storage shared by the trials' nodes
+        check_run(storage, address, lambda: init_ray(address, num_cpus))
     for m, s in todo:  # an interrupted study resumes: its Tune state must be this experiment's
-        check_tune_state(out / "_tune", cfg, m, s)
+        check_tune_state(storage, cfg, m, s)
     write_manifest(out, cfg)
     if looks is not None:  # a look due when the run was killed is made now, from the same pairs
         for lk in looks.update():
@@ -145,7 +154,7 @@ def run_experiment(
         print(dashboard_note(dashboard_url()), file=stream, flush=True)
         if auth_disabled():
             print(AUTH_WARNING, file=stream, flush=True)
-        ran, failed = _run_studies(ray, cfg, trainable, todo, skipped, out, quiet, stream, keep_tune_dirs, looks)
+        ran, failed = _run_studies(ray, cfg, trainable, todo, skipped, out, storage, quiet, stream, keep_tune_dirs, looks)
     return RunSummary(ran, skipped, failed, time.time() - t0, str(log_file),
                       decision=decision_sentence(looks.record) if looks else "")
 
@@ -167,7 +176,8 @@ def study_slots(cfg: ExperimentConfig, groups: Sequence[Group]) -> list[Group]:
     return slots
 
 
-def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, skipped: int, out: Path, quiet: bool,
+def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, skipped: int, out: Path,
+                 storage_dir: Path, quiet: bool,
                  stream, keep_tune_dirs: bool, looks: SequentialLooks | None = None) -> tuple[int, list[str]]:
     """Start the studies of ``todo`` in order, each as soon as a slice is free; record each as it ends.
 
@@ -176,8 +186,8 @@ def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, sk
     """
     groups = discover_groups()
     free = study_slots(cfg, groups)
-    storage = str((out / "_tune").resolve())
-    task = ray.remote(num_cpus=0, max_retries=0)(run_study)
+    storage = str(storage_dir)
+    task = ray.remote(num_cpus=0, max_retries=STUDY_RETRIES)(run_study)  # a lost node's study resumes elsewhere
     queue, running, failed, ran = deque(todo), {}, [], 0
     progress = StudyProgress(skipped + len(todo), skipped, stream,
                              note=f"up to {len(free)} at a time on {len(groups)} group(s)")
