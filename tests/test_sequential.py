@@ -16,8 +16,8 @@ from ohgw.analysis.sequential import (
     signed_rank_z,
 )
 
-# Lan-DeMets O'Brien-Fleming-type, 5 equally spaced looks, two-sided alpha 0.05 (e.g. Jennison & Turnbull 2000,
-# table 7.? / gsDesign sfLDOF, rpact "asOF")
+# Lan-DeMets O'Brien-Fleming-type spending, 5 equally spaced looks, two-sided alpha 0.05: the critical values
+# gsDesign (sfLDOF, alpha 0.025 per side) and rpact ("asOF") publish for this design
 PUBLISHED_5 = [4.877, 3.357, 2.680, 2.290, 2.031]
 
 

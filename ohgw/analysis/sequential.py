@@ -12,8 +12,10 @@ look is its Wilcoxon test, normal-approximated, with the conditional variance th
 needs neither a model nor a finite mean of the heavy-tailed, censored T@τ, and over growing prefixes
 of exchangeable pairs it is asymptotically a Brownian motion in the information fraction t = n / N:
 Z_k ≈ N(η sqrt(t_k), 1) with Corr(Z_j, Z_k) = sqrt(t_j / t_k) (the canonical joint distribution of
-Jennison & Turnbull 2000, §3.1 and §12.? for rank statistics; Mukhopadhyay & Sen), which is all the
-boundary computation assumes. The information fraction is the planned one (pairs looked at / N), so
+Jennison & Turnbull 2000, §3.1; for signed-rank statistics the invariance principles of Sen 1981,
+*Sequential Nonparametrics*), which is all the boundary computation assumes. At small n the statistic
+is discrete and its normal approximation slightly conservative (benchmarks/sequential_design.py
+measures the level). The information fraction is the planned one (pairs looked at / N), so
 the looks are fixed before any data (Lan & DeMets 1983 allow any such schedule).
 
 **Efficacy** (two-sided, symmetric): reject at look k when |Z_k| >= c_k. Each side spends the
