@@ -350,8 +350,8 @@ class SequentialDesign:
             scale = float(shift_for_drift(1.0, sigma, self.max_pairs)) if math.isfinite(sigma) else float("nan")
         est = {}
         for name, target in (("median_unbiased", 0.5), ("ci_low", self.alpha / 2), ("ci_high", 1 - self.alpha / 2)):
-            lo, hi = -2.0 * (abs(z) + 4), 2.0 * (abs(z) + 4)
-            eta = optimize.brentq(excess, lo, hi, args=(target,), xtol=1e-8)
+            reach = (abs(z) + 10.0) / math.sqrt(self.fractions[k - 1])  # E[Z_k] = ±(|z| + 10): P(≽) is 0 or 1
+            eta = optimize.brentq(excess, -reach, reach, args=(target,), xtol=1e-8)
             est[name] = float(1 - math.exp(-eta * scale))
             est[f"{name}_drift"] = float(eta)
         naive = wilcoxon_paired(d, np.zeros(len(d)))

@@ -9,6 +9,7 @@
 - :mod:`ohgw.studies.runner`: the scheduling loop (admission over GPU groups, resume, atomic export), with
   :mod:`~ohgw.studies.progress` (the console), :mod:`~ohgw.studies.manifest` (one experiment per directory),
   :mod:`~ohgw.studies.dashboard` (dashboard safety) and :mod:`~ohgw.studies.ray_session` (Ray start-up, log file);
+  :mod:`ohgw.studies.looks`: the looks of a sequential study (``--seeds auto``);
 - :mod:`ohgw.studies.cluster`: labelled GPU groups; :mod:`ohgw.studies.cli`: the experiments' command line.
 
 ``ohgw`` never imports ``trainables``: the scripts in ``experiments/`` pass the trainable in.
