@@ -291,7 +291,8 @@ class SequentialDesign:
         """(decision index into DECISIONS, conditional power, futility bound on z) at look ``k`` (1-based)."""
         z = np.asarray(z, float)
         c, t, last = self.boundaries[k - 1], self.fractions[k - 1], k == len(self.looks)
-        eta = drift_for_shift(-math.log1p(-self.target_reduction), np.asarray(sigma, float), self.max_pairs)
+        with np.errstate(divide="ignore", invalid="ignore"):  # sigma 0 (all pairs alike): any target is certain
+            eta = drift_for_shift(-math.log1p(-self.target_reduction), np.asarray(sigma, float), self.max_pairs)
         cp = conditional_power(z, t, self.boundaries[-1], eta)
         zf = (self.boundaries[-1] - eta * (1 - t) - np.sqrt(1 - t) * sps.norm.isf(self.futility_power)) / np.sqrt(t)
         out = np.zeros(z.shape, int)
