@@ -181,3 +181,23 @@ def test_seed_presets_take_seed_002s_defaults_and_run_one_epoch(tmp_path, capsys
     assert main(["analyze", "--preset", "seed", "--runs_dir", str(runs), "--out", str(tmp_path / "figs"),
                  "--epoch", "1", "--no_static"]) == 0
     assert (tmp_path / "figs" / "heatmap_W_Fro_aligned_bs32.html").is_file()
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "analyze", "all"])
+def test_help_gives_every_flag_a_meaning_and_its_default(command, capsys):
+    """Each flag: one line of meaning, its default, and its choices where it has some (most had none)."""
+    from trainables.linear_byol.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    for action in sub._actions:
+        if action.dest == "help" or action.help == "==SUPPRESS==":
+            continue
+        assert action.help, action.option_strings
+        assert " ".join(action.help.replace("%(default)s", "").split())[:30] in text, action.option_strings
+        if not action.required:
+            assert f"(default: {action.default})" in text or f"(default: {action.default!r})" in text, action.dest
+        if action.choices:
+            assert "{" + ",".join(action.choices) + "}" in text

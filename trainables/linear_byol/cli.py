@@ -20,7 +20,15 @@ from ohgw import protocol
 PROG = "python -m trainables.linear_byol"
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written; every flag's help ends with its default."""
+
+
 class _OneLineParser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one clear line, exit 2
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -28,37 +36,45 @@ class _OneLineParser(argparse.ArgumentParser):
 def _model_flags(p: argparse.ArgumentParser) -> None:
     from .config import DEFAULT_CONFIG as D
 
-    p.add_argument("--seed", type=int, default=D[protocol.SEED_KEY])
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=D["device"])
-    p.add_argument("--dtype", choices=("float32", "float64"), default=D["dtype"])
-    p.add_argument("--d_latent", type=int, default=D["d_latent"])
-    p.add_argument("--d_obs", type=int, default=D["d_obs"])
-    p.add_argument("--epochs", type=int, default=D[protocol.MAX_T_KEY])
-    p.add_argument("--log_every", type=int, default=D["log_every"])
-    p.add_argument("--samples_per_epoch", type=int, default=D["samples_per_epoch"])
-    p.add_argument("--lr_enc", type=float, default=D["lr_enc"], help="β, the encoder's learning rate")
-    p.add_argument("--mom_pred", type=float, default=D["mom_pred"])
-    p.add_argument("--mom_enc", type=float, default=D["mom_enc"])
-    p.add_argument("--pred_update_every", type=int, default=D["pred_update_every"])
-    p.add_argument("--enc_update_every", type=int, default=D["enc_update_every"])
+    p.add_argument("--seed", type=int, default=D[protocol.SEED_KEY], help="seed of the data (A), init and sampling")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=D["device"],
+                   help="where it trains; auto: CUDA when visible")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=D["dtype"], help="floating-point precision")
+    p.add_argument("--d_latent", type=int, default=D["d_latent"], help="latent dimension k, also the embedding's")
+    p.add_argument("--d_obs", type=int, default=D["d_obs"], help="observed dimension d >= k (A is d × k)")
+    p.add_argument("--epochs", type=int, default=D[protocol.MAX_T_KEY], help="epochs per run")
+    p.add_argument("--log_every", type=int, default=D["log_every"], help="epochs between two metric rows")
+    p.add_argument("--samples_per_epoch", type=int, default=D["samples_per_epoch"],
+                   help="fresh samples per epoch: ceil(samples / batch size) steps")
+    p.add_argument("--lr_enc", type=float, default=D["lr_enc"], help="β, the encoder's SGD learning rate, per step")
+    p.add_argument("--mom_pred", type=float, default=D["mom_pred"], help="the predictor's SGD momentum, in [0, 1)")
+    p.add_argument("--mom_enc", type=float, default=D["mom_enc"], help="the encoder's SGD momentum, in [0, 1)")
+    p.add_argument("--pred_update_every", type=int, default=D["pred_update_every"],
+                   help="update the predictor every k-th step")
+    p.add_argument("--enc_update_every", type=int, default=D["enc_update_every"],
+                   help="update the encoder every k-th step")
     p.add_argument("--freeze_enc", action="store_true", help="keep the encoder at its init")
-    p.add_argument("--sigma_n", type=float, default=D["sigma_n"])
-    p.add_argument("--enc", choices=("linear", "mlp"), default=D["enc"])
-    p.add_argument("--pred", choices=("linear", "mlp"), default=D["pred"])
-    p.add_argument("--hidden", type=int, default=D["hidden"])
-    p.add_argument("--auto_alpha_c", type=float, default=D["auto_alpha_c"], help="> 0: α_t = c·τ/H_t")
-    p.add_argument("--auto_beta_c", type=float, default=D["auto_beta_c"], help="> 0: β_t = c·τ/H_t")
-    p.add_argument("--out_dir", default="runs/linear_byol")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: best on shared CPUs)")
+    p.add_argument("--sigma_n", type=float, default=D["sigma_n"], help="observation noise std σ_n in x = A z + ε")
+    p.add_argument("--enc", choices=("linear", "mlp"), default=D["enc"],
+                   help="encoder, online and target: a linear map or a 2-layer SiLU MLP")
+    p.add_argument("--pred", choices=("linear", "mlp"), default=D["pred"],
+                   help="predictor: a linear map or a 2-layer SiLU MLP")
+    p.add_argument("--hidden", type=int, default=D["hidden"], help="MLP width, units")
+    p.add_argument("--auto_alpha_c", type=float, default=D["auto_alpha_c"],
+                   help="> 0: α_t = c·τ/H_t (H_t: top eigenvalue of the online feature covariance); 0: off")
+    p.add_argument("--auto_beta_c", type=float, default=D["auto_beta_c"], help="> 0: β_t = c·τ/H_t; 0: off")
+    p.add_argument("--out_dir", default="runs/linear_byol", help="folder of the runs' Parquet files")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is best on shared CPUs)")
 
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
     from .config import DEFAULT_CONFIG as D
 
-    p.add_argument("--batch_size", type=int, default=D["batch_size"])
-    p.add_argument("--lr_pred", type=float, default=D["lr_pred"], help="α, the predictor's learning rate")
-    p.add_argument("--ema_m", type=float, default=1.0 - D["tau"], help="EMA momentum m (τ = 1 − m)")
-    p.add_argument("--run_name")
+    p.add_argument("--batch_size", type=int, default=D["batch_size"], help="samples per step")
+    p.add_argument("--lr_pred", type=float, default=D["lr_pred"], help="α, the predictor's SGD learning rate, per step")
+    p.add_argument("--ema_m", type=float, default=1.0 - D["tau"], help="the target's EMA momentum m, in [0, 1) "
+                                                                      "(τ = 1 − m)")
+    p.add_argument("--run_name", help="the run's Parquet file name (default: from its settings)")
     p.add_argument("--log_wandb", action="store_true", help="also log to Weights & Biases (needs wandb)")
 
 
@@ -69,16 +85,17 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
                         "seed 002: 1e-5 1e-2 4) (default: %(default)s)")
     p.add_argument("--tau_logspace", type=float, nargs=3, default=[1e-3, 1.0, 7], metavar=("START", "STOP", "STEPS"),
                    help="τ = 1 − m grid, as --lr_pred_logspace (default: %(default)s)")
-    p.add_argument("--batch_sizes", type=int, nargs="+", default=[128])
-    p.add_argument("--lr_enc_mode", default="same", help="same, ratio, logspace, from_tau or auto")
+    p.add_argument("--batch_sizes", type=int, nargs="+", default=[128], help="batch sizes of the grid")
+    p.add_argument("--lr_enc_mode", default="same", help="β per grid point: same (β = α), ratio, logspace, "
+                                                           "from_tau or auto (β_t = auto_beta_c·τ/H_t)")
     p.add_argument("--enc_over_pred", type=float, default=1.0, help="ratio mode: β = enc_over_pred·α")
     p.add_argument("--lr_enc_logspace", type=float, nargs=3, metavar=("START", "STOP", "STEPS"),
                    help="β grid of --lr_enc_mode logspace, as --lr_pred_logspace")
     p.add_argument("--beta_from_tau_c", type=float, default=1.0, help="from_tau mode: β = c·τ")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--backend", default="tune", help="tune (Ray Tune grid_search, default) or local")
-    p.add_argument("--cpus_per_trial", type=float, default=1.0)
-    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the grid (one run each)")
+    p.add_argument("--backend", default="tune", help="tune (Ray Tune grid_search) or local (in this process)")
+    p.add_argument("--cpus_per_trial", type=float, default=1.0, help="CPUs per Tune trial")
+    p.add_argument("--address", help="Ray cluster address (none: a local Ray)")
     p.add_argument("--verbose", action="store_true", help="Ray's and Tune's output on the console too "
                                                           "(always in <out_dir>/_logs/)")
     p.add_argument("--keep_tune_dirs", "--keep-tune-dirs", action="store_true",
@@ -87,14 +104,14 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
 
 def _analyze_flags(p: argparse.ArgumentParser, runs_dir_required: bool) -> None:
     if runs_dir_required:
-        p.add_argument("--runs_dir", required=True)
-    p.add_argument("--metric", default="W_Fro_aligned")
-    p.add_argument("--enc_metric", default="BA_err_aligned")
-    p.add_argument("--epoch", type=int, help="epoch of the heatmaps (default: the last logged)")
+        p.add_argument("--runs_dir", required=True, help="folder of the runs' Parquet files")
+    p.add_argument("--metric", default="W_Fro_aligned", help="predictor metric of the main heatmap (a row metric)")
+    p.add_argument("--enc_metric", default="BA_err_aligned", help="encoder metric of the second heatmap")
+    p.add_argument("--epoch", type=int, help="epoch of the heatmaps (none: the last logged)")
     p.add_argument("--use_last_valid", action="store_true", help="diverged runs: their last finite value, marked")
     p.add_argument("--regime_c", type=float, default=1.0,
-                   help="c of the heatmaps' line α·H = c·τ, the edge of the regime α·H ≲ c·τ (default: %(default)s)")
-    p.add_argument("--out", help="figure folder" + ("" if runs_dir_required else " (default: <out_dir>/figs)"),
+                   help="c of the heatmaps' line α·H = c·τ, the edge of the regime α·H ≲ c·τ")
+    p.add_argument("--out", help="figure folder" + ("" if runs_dir_required else " (none: <out_dir>/figs)"),
                    **({"default": "figs"} if runs_dir_required else {}))
     p.add_argument("--no_static", action="store_true", help="HTML only (no PDF/PNG)")
 
