@@ -1,13 +1,21 @@
 """TW-BYOL ablation: a Ray Tune grid over weighting × τ × seeds, plus temporal BYOL side by side.
 
-Grid (defaults): weighting ∈ {uniform, binary, linear, inverse_square, exp} × τ ∈ {5, 10, 20} frames ×
-2 seeds, and temporal BYOL (the same pairs, no weighting) for the same seeds. τ: the method's
-15 / 30 / 60 frames at 30 frames/s are 0.5 / 1 / 2 s; the behaviour video runs at a nominal
-10 frames/s (trainables.ssl.behaviour.FPS), so they become 5 / 10 / 20 frames (``--taus`` changes
-them; ``uniform`` ignores τ and is run at each τ only to keep the grid square). Every trial uses
-the ``cpu`` preset's epochs (25 steps of 64 pairs, ``max_dt`` 20) for ``--max-t`` epochs, one CPU each.
+Grid (defaults): weighting ∈ {uniform, binary, linear, inverse_square, exp} × τ ∈ {10, 20, 40} frames ×
+2 seeds, and temporal BYOL (the same pairs, no weighting) for the same seeds. τ: seed 000's
+15 / 30 / 60 frames at its 15 frames/s are 1 / 2 / 4 s; the behaviour video runs at a nominal
+10 frames/s (trainables.ssl.behaviour.FPS), so they become 10 / 20 / 40 frames (``--taus`` changes
+them; ``uniform`` ignores τ and is run at each τ only to keep the grid square). Pairs are drawn with
+Δt ≤ ``--max-dt`` (default 2 × the largest τ: a cap at or below τ would make the binary cell at that τ
+identical to uniform). Every trial uses the ``cpu`` preset's epochs (25 steps of 64 pairs) for
+``--max-t`` epochs, one CPU each.
 
-Writes into ``--out`` (default results/tw_byol_ablation): ``runs.parquet`` (every epoch of every
+``--root-dir`` runs it on your own frames (README: layout, ``labels.csv``), with ``--window-size``,
+``--frame-step``, ``--window-stride``; without labels the best trial is chosen by ``val_mrr`` (one line
+says so) and the label-based columns stay empty.
+
+Writes into ``--out`` (default results/tw_byol_ablation): ``best_encoder/`` (``encoder.pt`` +
+``encoder.json`` of the best trial at its best epoch, by the tuned metric; no other checkpoint is kept),
+``runs.parquet`` (every epoch of every
 trial, with its cell), ``table.txt`` / ``table.csv`` (mean ± sd over seeds, at the last epoch, of probe
 F1, kNN accuracy, rare-action recall, Spearman ρ, MRR, kNN accuracy of the identity label, and the
 trial's compute seconds — CPU or GPU, whichever the trial ran on) and the efficiency lines: TW-BYOL
@@ -22,11 +30,13 @@ trial folders (``<out>/_tune``: checkpoints) are deleted once ``runs.parquet`` i
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
+BEST_ENCODER = "best_encoder"  # in --out: the best trial's encoder at its best epoch (trainables.ssl.load_encoder)
 WEIGHTINGS = ("uniform", "binary", "linear", "inverse_square", "exp")
 METRICS = ("val_probe_f1", "val_knn_acc", "val_rare_recall", "val_spearman", "val_mrr", "val_knn_acc_identity")
 
@@ -52,7 +62,7 @@ def summarise(df, out: str) -> str:
 
     last = df.sort_values(protocol.ITERATION).groupby("trial_id").tail(1)
     keys = ["cell_method", "cell_weighting", "cell_tau"]
-    cols = [*METRICS, protocol.TRIAL_COMPUTE_S]
+    cols = [c for c in (*METRICS, protocol.TRIAL_COMPUTE_S) if c in df]  # without labels: no label metrics
     agg = last.groupby(keys)[cols].agg(["mean", "std"])
     lines = [f"{'cell':<34}" + "".join(f"{c.replace('val_', ''):>22}" for c in cols)]
     rows = []
@@ -78,6 +88,22 @@ def summarise(df, out: str) -> str:
     return text
 
 
+def export_best(results, metric: str, dest: str) -> str | None:
+    """The encoder of the best report of all trials (by ``metric``, max) into ``dest`` (encoder.pt, encoder.json);
+    the folder written, or None when no trial kept a checkpoint with a finite ``metric``."""
+    from trainables.ssl import export_checkpoint
+
+    try:
+        best = results.get_best_result(metric, "max", scope="all", filter_nan_and_inf=True)
+        checkpoint = best.get_best_checkpoint(metric, "max")
+    except (RuntimeError, KeyError, ValueError):
+        return None
+    if checkpoint is None:
+        return None
+    export_checkpoint(checkpoint.path, dest)
+    return dest
+
+
 def _trial_line(trial) -> str:
     """A finished trial: its cell and seed, epochs, and its last probe F1 and kNN accuracy."""
     from ohgw import protocol
@@ -101,9 +127,17 @@ def main(argv=None) -> int:
     p.error = lambda msg: p.exit(2, f"tw_byol_ablation.py: error: {msg}\n")  # one line
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--max-t", type=int, default=3)
-    p.add_argument("--taus", default="5,10,20", help="τ values in frames, comma-separated")
+    p.add_argument("--taus", default="10,20,40", help="τ values in frames, comma-separated (default: seed 000's "
+                                                     "15/30/60 frames at 15 fps, at the behaviour video's 10 fps)")
+    p.add_argument("--max-dt", type=int, default=None, help="largest Δt of a view pair, frames (default: 2 × the "
+                                                            "largest τ)")
     p.add_argument("--weightings", default=",".join(WEIGHTINGS))
     p.add_argument("--steps-per-epoch", type=int, default=25)
+    p.add_argument("--root-dir", default=None, help="folder of clip folders of frames (README: layout, labels.csv; "
+                                                    "default: the embedded behaviour video)")
+    p.add_argument("--window-size", type=int, default=None, help="frames per window (default 4)")
+    p.add_argument("--frame-step", type=int, default=None, help="frames between a window's frames (default 2)")
+    p.add_argument("--window-stride", type=int, default=None, help="frames between window starts (default 1)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     p.add_argument("--out", default=os.path.join("results", "tw_byol_ablation"))
     p.add_argument("--verbose", action="store_true", help="Ray's and Tune's output on the console too")
@@ -120,10 +154,15 @@ def main(argv=None) -> int:
         for name in ("seeds", "max_t", "steps_per_epoch"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-        from trainables.ssl import PRESETS, resolve_config
+        from trainables.ssl import PRESETS, check_study_config, tuned_metric
 
-        base = {**PRESETS["cpu"]["base_config"], "steps_per_epoch": args.steps_per_epoch, "max_t": args.max_t}
-        resolve_config(base)
+        frames = {k: getattr(args, k) for k in ("root_dir", "window_size", "frame_step", "window_stride")
+                  if getattr(args, k) is not None}
+        max_dt = args.max_dt if args.max_dt is not None else int(math.ceil(2 * max(taus)))
+        base = {**PRESETS["cpu"]["base_config"], **frames, "steps_per_epoch": args.steps_per_epoch, "max_t": args.max_t,
+                "max_dt": max_dt}
+        check_study_config(base)
+        metric = tuned_metric(args.root_dir)
     except (ValueError, ImportError) as e:
         print(f"tw_byol_ablation.py: error: {e}", file=sys.stderr)
         return 2
@@ -133,6 +172,9 @@ def main(argv=None) -> int:
     from ohgw.studies.tune_console import TuneConsole, remove_tune_dir
 
     os.makedirs(args.out, exist_ok=True)
+    if metric != "val_probe_f1":
+        print(f"tw_byol_ablation: {args.root_dir} has no labels.csv: the best trial is chosen by {metric} "
+              "(temporal-neighbour MRR on held-out clips); label-based columns stay empty", file=sys.stderr)
     grid = cells(taus, weightings)
     print(f"tw_byol_ablation: {len(grid)} cells × {args.seeds} seeds, {args.max_t} epochs each → {args.out}",
           file=sys.stderr, flush=True)
@@ -167,9 +209,11 @@ def main(argv=None) -> int:
     keep = [c for c in df.columns if not isinstance(df[c].iloc[0], dict)]
     _atomic(os.path.join(args.out, "runs.parquet"), lambda p_: df[keep].to_parquet(p_, index=False))
     print(summarise(df, args.out), end="")
+    exported = export_best(results, metric, os.path.join(args.out, BEST_ENCODER))
     remove_tune_dir(os.path.join(args.out, "_tune"), keep=args.keep_tune_dirs)  # the checkpoints: exported above
     print(f"{len(results)} trials ({len(results.errors)} errors) in {time.time() - t0:.0f} s; wrote "
-          f"{args.out}/runs.parquet, table.txt, table.csv", file=sys.stderr)
+          f"{args.out}/runs.parquet, table.txt, table.csv{', ' + BEST_ENCODER + '/' if exported else ''}",
+          file=sys.stderr)
     return 1 if results.errors else 0
 
 

@@ -132,3 +132,30 @@ def test_knn_at_a_low_temperature_matches_a_float64_reference():
     got = knn_predict(train, train_y, test, num_classes=5, k=k, temperature=t)
     assert got.tolist() == ref.tolist()
     assert (ref != torch.arange(120) % 5).float().mean() < 0.5  # and the reference is a sensible classifier
+
+
+def test_logistic_probe_is_plain_sgd_on_cross_entropy_and_separates_blobs():
+    from trainables.representation import logistic_fit, logistic_predict
+
+    g = torch.Generator().manual_seed(3)
+    y = torch.arange(90) % 3
+    x = 3 * torch.eye(3)[y] @ torch.randn(3, 6, generator=g) + 0.3 * torch.randn(90, 6, generator=g)
+    w, b = logistic_fit(x, y, 3, epochs=20, lr=0.1, batch_size=32, seed=5)
+    # reference: torch.nn.Linear from zero, torch.optim.SGD, the same shuffled batches
+    lin = torch.nn.Linear(6, 3)
+    torch.nn.init.zeros_(lin.weight)
+    torch.nn.init.zeros_(lin.bias)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(20):
+        order = torch.randperm(90, generator=gen)
+        for start in range(0, 90, 32):
+            rows = order[start:start + 32]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(lin(x[rows]), y[rows]).backward()
+            opt.step()
+    torch.testing.assert_close(w, lin.weight.detach().T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b, lin.bias.detach(), rtol=1e-5, atol=1e-6)
+    assert (logistic_predict(x, (w, b)).argmax(1) == y).float().mean() > 0.95
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+        logistic_fit(x, y, 3, epochs=0)

@@ -261,3 +261,28 @@ def test_train_help_gives_every_flag_a_default_and_tau_points_to_the_time_consta
     assert main(["--tau", "20"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--time-constant" in err[0] and "target score" in err[0]
+
+
+@pytest.mark.parametrize("preset", ["seed000", "seed003"])
+def test_each_seed_preset_runs_one_epoch_with_the_seeds_definitions(cache, tmp_path, preset):
+    from trainables.ssl.config import SEED_PRESETS
+    from trainables.ssl.train import main
+
+    out = tmp_path / "run.parquet"
+    import trainables.ssl.config as c
+
+    old = dict(c.DEFAULT_CONFIG)
+    c.DEFAULT_CONFIG.update(video_clips=8, video_frames=40, bank_frames=64, eval_frames=32)
+    try:
+        assert main(["--preset", preset, "--epochs", "1", "--steps-per-epoch", "1", "--cache-dir", cache,
+                     "--out", str(out), "--threads", "1", "--no-curves"]) == 0
+    finally:
+        c.DEFAULT_CONFIG.clear()
+        c.DEFAULT_CONFIG.update(old)
+    df = pd.read_parquet(out)
+    assert len(df) == 1 and np.isfinite(df[protocol.TRAIN_LOSS]).all() and np.isfinite(df["val_probe_f1"]).all()
+    for key, value in SEED_PRESETS[preset].items():
+        if key != "max_t":
+            assert df[f"config_{key}"].iloc[0] == value, key
+    if preset == "seed000":  # Adam at the seed's rate, the seed's logistic probe
+        assert df["config_optimizer"].iloc[0] == "adam" and df["learning_rate"].iloc[0] == pytest.approx(0.0)

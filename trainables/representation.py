@@ -138,3 +138,41 @@ def knn_predict(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tens
         out.append(votes.argmax(dim=1))
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=test_z.device)
 
+
+
+LOGISTIC_PROBE = {"epochs": 20, "lr": 0.1, "batch_size": 256}  # seed 000's probe: SGD, 20 epochs, lr 0.1
+
+
+def logistic_fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int = LOGISTIC_PROBE["epochs"],
+                 lr: float = LOGISTIC_PROBE["lr"], batch_size: int = LOGISTIC_PROBE["batch_size"],
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A single-layer logistic (softmax) classifier on ``x`` [N, D], labels ``y`` [N] in [0, num_classes):
+    plain SGD on the mean cross-entropy, ``epochs`` passes of shuffled mini-batches (seeded), zero init;
+    returns (W [D, K], b [K]). Seed 000's linear probe (20 epochs, lr 0.1)."""
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("num_classes", num_classes)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    x = x.detach().float()
+    y = y.long().to(x.device)
+    w = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
+    b = torch.zeros(num_classes, device=x.device, requires_grad=True)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            order = torch.randperm(x.shape[0], generator=gen).to(x.device)
+            for start in range(0, x.shape[0], batch_size):
+                rows = order[start:start + batch_size]
+                loss = F.cross_entropy(x[rows] @ w + b, y[rows])
+                gw, gb = torch.autograd.grad(loss, (w, b))
+                with torch.no_grad():
+                    w -= lr * gw
+                    b -= lr * gb
+    return w.detach(), b.detach()
+
+
+def logistic_predict(x: torch.Tensor, fitted: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Logits [N, K] of a :func:`logistic_fit` result for ``x`` [N, D]."""
+    w, b = fitted
+    return x.float() @ w + b

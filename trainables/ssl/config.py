@@ -35,6 +35,7 @@ from .models import ACTIVATIONS, ENCODERS
 
 METHODS = ("byol", "tw-byol", "simclr-temporal")
 OPTIMIZERS = ("sgd", "adam")
+PROBES = ("ridge", "logistic")
 DEFAULT_BATCH = {"byol": 64, "tw-byol": 64, "simclr-temporal": 16}  # view pairs (BYOL), windows (SimCLR)
 PRECISIONS = ("auto", "fp32", "bf16")
 CACHES = ("auto", "device", "stream")
@@ -74,10 +75,27 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "max_t": 10,  # epochs the schedules span (= the trial's maximum length)
     "label": None,  # the label column of the headline metrics (None: the first in labels.csv)
     "bank_frames": 512, "eval_frames": 256,  # kNN / probe bank (train split) and queries per split
+    "probe": "ridge",  # the linear probe: ridge (closed form) | logistic (SGD, 20 epochs, lr 0.1: seed 000's)
     "probe_lambda": 1.0,  # ridge probe penalty on standardised features
     "collapse_rank": 1.1,  # RankMe of the projections below this: collapsed (see trainables.ssl.metrics)
     protocol.SEED_KEY: 0,
     "device": "auto", "precision": "auto", "channels_last": False,
+}  # fmt: skip
+
+# The seeds' definitions, wherever this project can express them (docs/seeds.md lists the rest); on the
+# behaviour video's nominal 10 frames/s, seed 000's frame counts at 15 frames/s are scaled by 10/15.
+SEED_PRESETS: dict[str, dict[str, Any]] = {
+    "seed000": {  # TW-BYOL (seed 000): Adam lr 3e-4, wd 1e-6; EMA 0.996, constant; exp weights τ = 30 frames
+        "method": "tw-byol", "optimizer": "adam", "lr": 3e-4, "wd": 1e-6, "momentum": 0.9,  # Adam's β₁
+        "ema_momentum": 0.996, "ema_schedule": "constant", "weighting": "exp", "weight_norm": "none",
+        "tau": 20.0,  # 30 frames at 15 fps = 2 s
+        "max_dt": 19,  # pairs within a 30-frame clip at 15 fps: Δt ≤ 29 frames ≈ 1.9 s
+        "proj_hidden": 4096, "proj_dim": 256, "batch_size": 64, "max_t": 50, "probe": "logistic",
+    },
+    "seed003": {  # temporal multi-positive SimCLR (seed 003): 16 windows of 5 frames, step 2, stride 10, 25 epochs
+        "method": "simclr-temporal", "window_size": 5, "frame_step": 2, "window_stride": 10, "batch_size": 16,
+        "infonce_form": "out", "max_t": 25,
+    },
 }  # fmt: skip
 
 # the continuous hyper-parameters a trial trains with (a warm-start may move them), per method
@@ -97,7 +115,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for name, options in (("method", METHODS), ("optimizer", OPTIMIZERS), ("weighting", WEIGHTINGS),
                           ("weight_norm", WEIGHT_NORMS), ("ema_schedule", EMA_SCHEDULES),
                           ("infonce_form", ("out", "in")), ("encoder", ENCODERS), ("activation", ACTIVATIONS),
-                          ("precision", PRECISIONS), ("cache", CACHES)):
+                          ("precision", PRECISIONS), ("cache", CACHES), ("probe", PROBES)):
         checks.choice(cfg, name, options)
     for name in ("lr", "wd", "momentum", "tau", "temperature", "ref_temperature", "aug_strength",
                  "ref_aug_strength", "probe_lambda", "collapse_rank"):

@@ -10,7 +10,8 @@ For one evaluation split (validation or test clips), with embeddings of the enco
   label was 0.16 where the linear probe's F1 was 0.65 on the same features;
 - **linear-probe macro-F1**: a closed-form ridge probe (:func:`~trainables.representation.ridge_fit`,
   one-hot targets, λ = ``probe_lambda`` on features standardised with the bank's mean and std) fitted
-  on the bank, macro-F1 over the labels present in the queries;
+  on the bank, macro-F1 over the labels present in the queries; ``probe="logistic"``: seed 000's
+  logistic classifier trained by SGD (20 epochs, lr 0.1; :func:`~trainables.representation.logistic_fit`);
 - **rare-action recall**: the probe's recall pooled over query frames whose true label is among the
   20 % least frequent labels of the training split (at least one label);
 - **Spearman ρ** between the embedding's cosine distance and the frame gap, over frame pairs of the
@@ -35,7 +36,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainables.representation import effective_rank, knn_predict, ridge_fit, ridge_predict
+from trainables.representation import (
+    effective_rank,
+    knn_predict,
+    logistic_fit,
+    logistic_predict,
+    ridge_fit,
+    ridge_predict,
+)
 
 RARE_SHARE = 0.20
 N_NEIGHBOURS = 5
@@ -69,8 +77,11 @@ def rare_labels(train_labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def label_metrics(bank_z: torch.Tensor, bank_y: np.ndarray, query_z: torch.Tensor, query_y: np.ndarray,
-                  num_classes: int, rare: np.ndarray, lam: float) -> dict[str, float]:
-    """kNN accuracy, probe macro-F1 and rare-label recall of labelled queries (label −1: left out)."""
+                  num_classes: int, rare: np.ndarray, lam: float, probe: str = "ridge") -> dict[str, float]:
+    """kNN accuracy, probe macro-F1 and rare-label recall of labelled queries (label −1: left out).
+
+    ``probe``: ``ridge`` (closed form, penalty ``lam``) or ``logistic`` (seed 000's: SGD, 20 epochs, lr 0.1).
+    """
     bm, qm = bank_y >= 0, query_y >= 0
     if bm.sum() < 2 or qm.sum() < 1:
         return {"knn_acc": float("nan"), "probe_f1": float("nan"), "rare_recall": float("nan")}
@@ -78,9 +89,13 @@ def label_metrics(bank_z: torch.Tensor, bank_y: np.ndarray, query_z: torch.Tenso
     mean, std = bz.mean(0), bz.std(0).clamp_min(1e-6)
     knn = knn_predict((bz - mean) / std, torch.from_numpy(by).to(bz.device), (qz - mean) / std,
                       num_classes).cpu().numpy()
-    onehot = torch.nn.functional.one_hot(torch.from_numpy(by), num_classes).to(bz.device)
-    fitted = ridge_fit((bz - mean) / std, onehot, lam)
-    probe = ridge_predict((qz - mean) / std, fitted).argmax(1).cpu().numpy()
+    if probe == "logistic":
+        fitted = logistic_fit((bz - mean) / std, torch.from_numpy(by), num_classes)
+        probe = logistic_predict((qz - mean) / std, fitted).argmax(1).cpu().numpy()
+    else:
+        onehot = torch.nn.functional.one_hot(torch.from_numpy(by), num_classes).to(bz.device)
+        fitted = ridge_fit((bz - mean) / std, onehot, lam)
+        probe = ridge_predict((qz - mean) / std, fitted).argmax(1).cpu().numpy()
     is_rare = np.isin(qy, rare)
     rare_recall = float(np.mean(probe[is_rare] == qy[is_rare])) if is_rare.any() else float("nan")
     return {"knn_acc": float(np.mean(knn == qy)), "probe_f1": macro_f1(probe, qy), "rare_recall": rare_recall}

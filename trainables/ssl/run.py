@@ -413,7 +413,7 @@ class SSLRun:
             tz, _ = self._embed(sets["train"])
             m = M.label_metrics(bank_z, self._labels(self.label, sets["bank"]), tz,
                                 self._labels(self.label, sets["train"]), len(index.classes[self.label]),
-                                rare[self.label], cfg["probe_lambda"])
+                                rare[self.label], cfg["probe_lambda"], cfg["probe"])
             out["train_knn_acc"] = m["knn_acc"]
         collapsed = False
         for split in ("val", "test"):
@@ -425,7 +425,7 @@ class SSLRun:
             row: dict[str, float] = {}
             for j, col in enumerate(self.label_order):
                 m = M.label_metrics(bank_z, self._labels(col, sets["bank"]), z, self._labels(col, ids),
-                                    len(index.classes[col]), rare[col], cfg["probe_lambda"])
+                                    len(index.classes[col]), rare[col], cfg["probe_lambda"], cfg["probe"])
                 suffix = "" if j == 0 else f"_{col}"
                 row.update({f"knn_acc{suffix}": m["knn_acc"], f"probe_f1{suffix}": m["probe_f1"]})
                 if j == 0:

@@ -81,7 +81,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from trainables.ssl.config import DEFAULT_CONFIG
+    from trainables.ssl.config import DEFAULT_CONFIG, SEED_PRESETS
 
     p = _Parser(prog="train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, (key, typ, meaning) in FLAGS.items():
@@ -91,12 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, dest=key, type=typ, default=None, metavar=key.upper(),
                        help=f"{meaning} [default: {shown}]")
     p.add_argument("--tau", dest="moved_tau", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--epochs", type=int, default=10, help="epochs (= max_t) [default: %(default)s]")
+    p.add_argument("--preset", choices=sorted(SEED_PRESETS), default=None,
+                   help="a seed's definitions as the defaults (flags given still win): seed000 TW-BYOL with Adam, "
+                        "seed003 temporal SimCLR (docs/seeds.md) [default: none]")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (= max_t) [default: 10, or the preset's]")
     p.add_argument("--out", default=None, help="Parquet file of the per-epoch metrics "
                                                "[default: results/ssl_train/<method>-seed<seed>.parquet]")
     p.add_argument("--csv-log", action="store_true", help="also write <stem>_loss.csv and <stem>_acc.csv [default: off]")
     p.add_argument("--save-dir", default=None, help="folder for the best and last encoders (best/, last/: "
                                                     "encoder.pt + encoder.json) [default: none saved]")
+    p.add_argument("--no-curves", action="store_true", help="skip the learning-curve PNG / PDF (they take a few "
+                                                            "seconds of headless Chromium) [default: written]")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads [default: torch's]")
     return p
 
@@ -180,12 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.moved_tau is not None:
         print(f"train: error: {TAU_MOVED}", file=sys.stderr)
         return 2
-    config = {key: getattr(args, key) for key, *_ in FLAGS.values() if getattr(args, key) is not None}
+    from trainables.ssl.config import SEED_PRESETS
+
+    given = {key: getattr(args, key) for key, *_ in FLAGS.values() if getattr(args, key) is not None}
+    preset = dict(SEED_PRESETS[args.preset]) if args.preset else {}
+    epochs = preset.pop("max_t", None)
+    config = {**preset, **given}
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        if args.epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-        config["max_t"] = args.epochs
+        epochs = args.epochs if args.epochs is not None else (epochs or 10)
+        if epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {epochs}")
+        config["max_t"] = epochs
         from trainables.scaffold import Trial, set_num_threads
         from trainables.ssl import LABEL_FREE_METRIC, tuned_metric
         from trainables.ssl.config import resolve_config
@@ -211,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     rows: list[dict] = []
     best = -math.inf
-    with tqdm(total=args.epochs, desc=f"{cfg['method']}", unit="epoch", file=sys.stderr) as bar:
+    with tqdm(total=epochs, desc=f"{cfg['method']}", unit="epoch", file=sys.stderr) as bar:
         while not trial.finished:
             try:
                 r = trial.step()
@@ -228,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _save(trial.run, Path(args.save_dir), r, improved or not rows[:-1])
             bar.set_postfix(loss=f"{r[protocol.TRAIN_LOSS]:.3f}", **{metric: f"{r.get(metric, float('nan')):.3f}"})
             bar.update(1)
-    figures = write_learning_curve(rows, out, f"{cfg['method']}: learning curves")
+    figures = [] if args.no_curves else write_learning_curve(rows, out, f"{cfg['method']}: learning curves")
     last = rows[-1]
     ending = "diverged" if last[protocol.DIVERGED] else ("collapsed" if last[protocol.COLLAPSED] else "done")
     saved = f"; encoders in {args.save_dir}/best and /last" if args.save_dir else ""
