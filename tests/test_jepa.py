@@ -404,6 +404,19 @@ def test_a_reloaded_encoder_gives_bit_identical_embeddings(tmp_path):
         load_encoder(tmp_path)
 
 
+def test_smoke_is_a_tiny_cpu_run():
+    """--smoke: 2 steps per epoch of a 64-wide model on the CPU (its first epoch came after ~5 s of CPU here;
+    the default size takes minutes per epoch); flags given after it still win."""
+    from trainables.jepa.train import SMOKE, build_parser, resolve_args
+
+    config = resolve_args(build_parser().parse_args(["--smoke", "--values", "max_t=1"]))
+    assert config == {**SMOKE, "max_t": 1} and config["dataset_size"] // config["batch_size"] == 2
+    cfg = jcfg.resolve_config(config)
+    assert cfg["device"] == "cpu" and cfg["embedding_dim"] == 64 and cfg["predictor_hidden"] == 64
+    (report,) = train_epochs(config, 1, num_threads=THREADS)
+    assert math.isfinite(report["val_rmse"])
+
+
 def test_help_lists_every_config_key_with_its_default_and_meaning(capsys):
     with pytest.raises(SystemExit):
         train_main(["--help"])
