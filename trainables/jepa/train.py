@@ -196,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads if args.threads is not None else (1 if args.smoke else None)
     rows = run(config, progress=not args.quiet, num_threads=threads)
     last = rows[-1]
-    saved = f"; encoders in {cfg['output_path']}/best and /last" if cfg["output_path"] is not None else ""
+    saved = ""
+    if cfg["output_path"] is not None:
+        kept = [name for name in ("best", "last") if (Path(cfg["output_path"]) / name / "encoder.pt").is_file()]
+        saved = f"; encoders ({', '.join(kept) or 'none: no finite val_rmse'}) in {cfg['output_path']}"
     print(f"{cfg['model_type']}: {METRIC} {last[METRIC]:.3f} px after {len(rows)} epochs "
           f"(random-init {last.get('ref_random_init_rmse', float('nan')):.3f}, "
           f"mean position {last.get('ref_mean_rmse', float('nan')):.3f}) in {time.perf_counter() - t0:.0f} s; "
