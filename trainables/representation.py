@@ -33,8 +33,10 @@ def info_nce(z: torch.Tensor, groups: torch.Tensor, temperature: float, form: st
     Cosine similarities divided by ``temperature``; the self-pair is excluded from numerator and
     denominator; every other row is a negative unless it shares the group. Per anchor with P > 0
     positives, ``form="out"`` averages −log p over the positives (SupCon ``L_out``, lightly's
-    ``SupConLoss``); ``form="in"`` takes −log of the summed positive probability (``L_in``, solo-learn's
-    multi-positive SimCLR). With two rows per group both forms equal SimCLR's NT-Xent.
+    ``SupConLoss``; seed 003's "average negative log-probability over entries where P = 1");
+    ``form="in"`` takes −log of the *summed* positive probability, solo-learn's multi-positive SimCLR value.
+    That is not Khosla et al.'s ``L_in``, which averages the probability: −log((1/P)·Σ p) = this + log P
+    per anchor (a constant, so the gradients agree). With two rows per group both forms equal SimCLR's NT-Xent.
     Anchors without a positive are left out of the mean.
     """
     if temperature <= 0:
