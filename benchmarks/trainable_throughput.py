@@ -63,12 +63,12 @@ from _machine import cpu_model, load_line, run_header
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision import transforms
 
+from trainables.augment import magnitude_augment, sample_draws
 from trainables.classification import ClassificationRun, resolve_config
-from trainables.classification.augment import magnitude_augment, sample_draws
 from trainables.classification.data import Splits, crop_flip, load_dataset, shuffled_batches
 from trainables.classification.losses import smoothed_cross_entropy
-from trainables.classification.models import resnet20
 from trainables.classification.run import resolve_device
+from trainables.nets import resnet20
 
 # name -> (data path, channels_last, bf16)
 VARIANTS: dict[str, tuple[str, bool, bool]] = {

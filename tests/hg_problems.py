@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ohgw.hypergrad import HyperGradProblem
-from trainables.classification.augment import magnitude_augment, sample_draws
+from trainables.augment import magnitude_augment, sample_draws
 from trainables.classification.losses import smoothed_cross_entropy
 
 CONFIG = {"lr": 0.1, "wd": 1e-3, "momentum": 0.9, "aug_magnitude": 0.3, "label_smoothing": 0.1}

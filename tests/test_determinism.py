@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ohgw import protocol
 from trainables import checks
-from trainables.classification.augment import MAX_SHIFT, magnitude_augment, sample_draws
+from trainables.augment import MAX_SHIFT, magnitude_augment, sample_draws
 from trainables.scaffold import TrainResult, Trial, run_epochs
 from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 

@@ -129,3 +129,25 @@ def test_families_use_the_shared_scaffold_and_the_scaffold_is_small(family):
     uses = [p for p in (ROOT / "trainables" / family).rglob("*.py")
             if any(m == "trainables.scaffold" for m in _imported_modules(_tree(p)))]
     assert uses, f"trainables/{family} does not use trainables.scaffold"
+
+
+def _family_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "trainables" and parts[1] in FAMILIES else None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_family_imports_another(family):
+    # what two families share lives beside the scaffold (trainables/nets.py, trainables/augment.py, …)
+    crossing = []
+    for path in sorted((ROOT / "trainables" / family).rglob("*.py")):
+        tree = _tree(path)
+        modules = set(_imported_modules(tree))
+        for node in ast.walk(tree):  # `from trainables import ssl` names the family in the alias
+            if isinstance(node, ast.ImportFrom) and node.module == "trainables" and node.level == 0:
+                modules |= {f"trainables.{a.name}" for a in node.names}
+            if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module:  # from ..other import x
+                modules.add(f"trainables.{node.module}")
+        crossing += [f"{path.relative_to(ROOT)}: {m}" for m in sorted(modules)
+                     if _family_of(m) not in (None, family)]
+    assert not crossing, crossing

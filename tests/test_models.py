@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from trainables.classification.models import BasicBlock, ResNet20, ShortcutA, count_parameters, resnet20
+from trainables.nets import BasicBlock, ResNet20, ShortcutA, count_parameters, resnet20
 
 
 def test_resnet20_has_the_papers_parameter_count():

@@ -7,7 +7,7 @@ import torch
 
 from ohgw.hypergrad import hypergradient, lookahead_val_loss
 from ohgw.update_rules import Adam
-from trainables.classification.augment import sample_draws
+from trainables.augment import sample_draws
 from trainables.ssl import search_space
 from trainables.ssl.config import resolve_config
 from trainables.ssl.models import SSLNet

@@ -2,9 +2,9 @@
 
 - :mod:`~trainables.classification.config`: the defaults and their validation;
 - :mod:`~trainables.classification.data`: data sets as device-resident tensors, batched augmentation;
-- :mod:`~trainables.classification.augment`: the differentiable magnitude augmentation;
 - :mod:`~trainables.classification.losses`: the label-smoothed loss, differentiable in ε;
-- :mod:`~trainables.classification.models`: ResNet-20;
+- ResNet-20 (:mod:`trainables.nets`) and the differentiable magnitude augmentation (:mod:`trainables.augment`),
+  shared with the SSL family beside the scaffold (families do not import each other);
 - :mod:`~trainables.classification.problem`: the hyper-gradient problem the warm-start differentiates;
 - :mod:`~trainables.classification.run`: the run object :class:`ClassificationRun` (a
   :class:`trainables.scaffold.Run`), its Tune trainable :func:`train_classifier` and its

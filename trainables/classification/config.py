@@ -36,7 +36,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "wd": 5e-4,  # coupled L2 weight decay, on every parameter
     "momentum": 0.9,  # SGD momentum in [0, 1)
     "nesterov": True,  # Nesterov momentum (plain SGD when momentum is 0)
-    "aug_magnitude": 0.1,  # trainables.classification.augment magnitude in [0, 1+]: shift, brightness, contrast
+    "aug_magnitude": 0.1,  # trainables.augment magnitude in [0, 1+]: shift, brightness, contrast
     "label_smoothing": 0.05,  # epsilon in [0, 1)
     "batch_size": 128,  # images per SGD step
     "max_t": 10,  # epochs the cosine LR schedule spans (= the trial's maximum length)

@@ -20,7 +20,7 @@ The data path follows fast CIFAR trainers such as airbench: no per-image Python
 ``DataLoader``. Each epoch draws one seeded index permutation; a batch is an index
 into the resident tensor, and augmentation runs batched on the device:
 :func:`crop_flip` (random crop after zero padding, plus a horizontal flip where the
-dataset allows it) and then :func:`trainables.classification.augment.magnitude_augment`, the same
+dataset allows it) and then :func:`trainables.augment.magnitude_augment`, the same
 differentiable function the warm-start differentiates.
 
 >>> s = load_dataset("digits")
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from trainables.classification.augment import AugDraws, sample_draws
+from trainables.augment import AugDraws, sample_draws
 
 DATASETS = ("cifar10", "digits", "synthetic")
 CIFAR_FOLDER = "cifar-10-batches-py"

@@ -1,12 +1,12 @@
 """The classifier's hyper-gradient problem: what :mod:`ohgw.warmstart` differentiates.
 
-The train loss applies :func:`~trainables.classification.augment.magnitude_augment` at the
+The train loss applies :func:`~trainables.augment.magnitude_augment` at the
 differentiable magnitude with fixed draws and the written-out label-smoothed loss
 :func:`~trainables.classification.losses.smoothed_cross_entropy`; the validation loss is
 plain cross-entropy on a clean batch; the update rule is :class:`ohgw.update_rules.SGD`
 with the real optimizer's Nesterov flag, so lr, wd and momentum are differentiable too.
 
->>> from trainables.classification.models import resnet20
+>>> from trainables.nets import resnet20
 >>> make_problem(resnet20(10, in_channels=1), nesterov=True).known_hyperparameters
 ('lr', 'wd', 'momentum', 'aug_magnitude', 'label_smoothing')
 """
@@ -19,8 +19,8 @@ from torch.func import functional_call
 
 from ohgw.hypergrad import HyperGradProblem
 from ohgw.update_rules import SGD
+from trainables.augment import magnitude_augment
 
-from .augment import magnitude_augment
 from .losses import smoothed_cross_entropy
 
 

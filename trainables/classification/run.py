@@ -61,15 +61,15 @@ import torch.nn.functional as F
 
 from ohgw import protocol
 from ohgw.warmstart import WarmStartRecord, instruction, maybe_warm_start
+from trainables.augment import magnitude_augment, sample_draws
 from trainables.checks import resolve_device
+from trainables.nets import resnet20
 from trainables.scaffold import TrainResult, run_epochs, run_in_tune, set_num_threads
 from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 
-from .augment import magnitude_augment, sample_draws
 from .config import CONTINUOUS, DEFAULT_CONFIG, resolve_config
 from .data import crop_flip, eval_batches, load_dataset, shuffled_batches, warm_start_batches
 from .losses import smoothed_cross_entropy
-from .models import resnet20
 from .problem import make_problem
 
 METRIC = "val_acc"  # the tuned metric (mode max); its held-out twin is protocol.test_metric(METRIC)

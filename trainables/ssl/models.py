@@ -3,7 +3,7 @@
 - :class:`ConvEncoder`: a small conv net for 28–32 px frames (three 3×3 conv → BN → act blocks,
   32/64/128·width channels, each with stride 2, global average pooling): 128·width features, about
   2.4 M multiply-adds per 32×32 frame (CPU-sized);
-- the ResNet-20 trunk of :mod:`trainables.classification.models` (its last linear layer removed)
+- the ResNet-20 trunk of :mod:`trainables.nets` (its last linear layer removed)
   for larger frames: 64·width features;
 - :func:`mlp_head`: Linear → BN → ReLU → Linear, BYOL's projector / predictor shape (Grill et al. 2020).
 
@@ -48,7 +48,7 @@ class ConvEncoder(nn.Module):
 
 
 def resnet20_trunk(in_channels: int, width: int = 1) -> nn.Module:
-    from trainables.classification.models import resnet20
+    from trainables.nets import resnet20
 
     trunk = resnet20(num_classes=2, in_channels=in_channels, width=width)
     trunk.fc = nn.Identity()

@@ -8,7 +8,7 @@
   log-uniform in [3/4, 4/3], bilinear ``grid_sample``) and an optional horizontal flip, at
   augmentation strength s. The crop is not differentiable in s (the scale is drawn, then
   fixed); it is drawn *before* the warm-start's lookahead, which differentiates the rest.
-- :func:`trainables.classification.augment.magnitude_augment` (translation, brightness,
+- :func:`trainables.augment.magnitude_augment` (translation, brightness,
   contrast with fixed per-image draws) at strength s: the differentiable part, the same
   function in training and in the warm-start.
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainables.classification.augment import AugDraws, magnitude_augment, sample_draws
+from trainables.augment import AugDraws, magnitude_augment, sample_draws
 
 CROP_RANGE = 0.6  # at strength 1 the crop keeps 40 %–100 % of the area
 MIN_AREA = 0.2
