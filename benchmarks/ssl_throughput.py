@@ -181,7 +181,9 @@ def main(argv=None) -> int:
     # 2. evaluation share of an epoch
     for method in METHODS:  # a step's cost differs by method; the evaluation's does not
         for label, extra in (("cpu preset", {"steps_per_epoch": 25}), ("default epoch", {})):
-            r = SSLRun({**base, "method": method, "max_t": 2, **extra})
+            # temporal SimCLR's batch_size counts windows: the same frames per step as the BYOL methods' pairs
+            per = {"batch_size": max(2, args.batch_size // 4), "window_size": 4} if method == "simclr-temporal" else {}
+            r = SSLRun({**base, "method": method, "max_t": 2, **extra, **per})
             r.warm_start()
             shares = []
             for _ in range(2):
