@@ -370,8 +370,11 @@ def test_cli_writes_metrics_best_and_last_encoders_and_the_learning_curves(tmp_p
     df = pd.read_parquet(save / "metrics.parquet")
     assert df["training_iteration"].tolist() == [1, 2] and "val_rmse" in df and "config_json" in df
     assert "val_rmse" in capsys.readouterr().out
-    assert sorted(p.name for p in save.iterdir()) == ["best", "last", "metrics.parquet", "metrics_learning_curve.pdf",
-                                                      "metrics_learning_curve.png"]
+    assert sorted(p.name for p in save.iterdir()) == ["best", "last", "metrics.log", "metrics.parquet",
+                                                      "metrics_learning_curve.pdf", "metrics_learning_curve.png"]
+    log_lines = (save / "metrics.log").read_text().splitlines()
+    assert [ln.split(": ", 1)[1].split(":")[0] for ln in log_lines if "epoch " in ln] == ["epoch 1", "epoch 2"]
+    assert "config: {" in log_lines[0] and "metrics_learning_curve.png" in log_lines[-1]
     assert (save / "metrics_learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert (save / "metrics_learning_curve.pdf").read_bytes()[:4] == b"%PDF"
     best_epoch = int(df.loc[df["val_rmse"].idxmin(), "training_iteration"])

@@ -18,7 +18,9 @@ Outputs (each written atomically, after every epoch, so an interrupted run keeps
   ``<output_path>/last/`` (``encoder.pt`` + ``encoder.json``, :mod:`trainables.jepa.export`; load one with
   :func:`trainables.jepa.load_encoder`);
 - at the end, the learning curves (training and validation loss, probe RMSE with its reference lines,
-  RankMe, per epoch) as ``<metrics stem>_learning_curve.png`` and ``.pdf`` beside the metrics file.
+  RankMe, per epoch) as ``<metrics stem>_learning_curve.png`` and ``.pdf`` beside the metrics file;
+- ``<metrics stem>.log`` beside it: the resolved config, one line per epoch, what was saved, and any warning
+  (appended to, so a rerun into the same folder keeps the earlier run's lines).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ PRESETS = ("seed",)
 # a run that shows its first epoch within seconds: a small world and model on the CPU
 SMOKE: dict = {"dataset_size": 64, "probe_size": 32, "val_size": 16, "test_size": 16, "batch_size": 32,
                "embedding_dim": 64, "predictor_hidden": 64, "max_t": 2, "device": "cpu"}
-log = logging.getLogger(__name__)
+log = logging.getLogger("trainables.jepa.train")  # the same name when run with -m
 
 
 def write_parquet(rows: list[dict], path: str | os.PathLike) -> None:
@@ -100,10 +102,28 @@ def run(config: dict, progress: bool = True, num_threads: int | None = None) -> 
 
     trial = Trial.start(lambda c: JepaRun(c, num_threads=num_threads), config)
     cfg = trial.run.config
+    metrics_path = metrics_file(cfg)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(metrics_path.with_name(f"{metrics_path.stem}.log"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root, level = logging.getLogger(), log.level
+    root.addHandler(handler)  # this module's INFO lines, and every logger's warnings
+    log.setLevel(logging.INFO)
+    try:
+        return _train(trial, cfg, metrics_path, progress)
+    finally:
+        root.removeHandler(handler)
+        log.setLevel(level)
+        handler.close()
+
+
+def _train(trial, cfg: dict, metrics_path: Path, progress: bool) -> list[dict]:
+    log.info("config: %s", json.dumps(cfg, sort_keys=True, default=str))
     if progress:
         print(f"{cfg['model_type']}: world and model ready ({cfg['dataset_size']} training sequences, "
               f"{cfg['max_t']} epochs, {trial.run.device})", flush=True)
-    metrics_path, save_dir = metrics_file(cfg), cfg["output_path"]
+    save_dir = cfg["output_path"]
     rows: list[dict] = []
     best = float("inf")
     cfg_json = json.dumps(cfg, sort_keys=True, default=str)
@@ -115,10 +135,14 @@ def run(config: dict, progress: bool = True, num_threads: int | None = None) -> 
             write_parquet(rows, metrics_path)
             if save_dir is not None:
                 _save(trial.run, cfg, Path(save_dir), report, improved=report[METRIC] < best)
+            log.info("epoch %d: %s %.4f px, test_rmse %.4f, rankme %.1f%s", report["training_iteration"], METRIC,
+                     report[METRIC], report.get("test_rmse", float("nan")), report.get("rankme", float("nan")),
+                     "; encoder saved as best" if save_dir is not None and report[METRIC] < best else "")
             best = min(best, report[METRIC])
             bar.update(1)
             bar.set_postfix({METRIC: f"{report[METRIC]:.3f}", "rankme": f"{report.get('rankme', float('nan')):.1f}"})
-    write_learning_curve(rows, metrics_path, f"{cfg['model_type']} on the moving-dot world: learning curves")
+    figures = write_learning_curve(rows, metrics_path, f"{cfg['model_type']} on the moving-dot world: learning curves")
+    log.info("wrote %s%s", metrics_path, "".join(f", {f}" for f in figures))
     return rows
 
 
@@ -191,7 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    root = logging.getLogger()
+    if not root.handlers:  # the console gets warnings only; the run's log file gets the epoch lines too
+        console = logging.StreamHandler()
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(console)
+        root.setLevel(logging.WARNING)
     t0 = time.perf_counter()
     threads = args.threads if args.threads is not None else (1 if args.smoke else None)
     rows = run(config, progress=not args.quiet, num_threads=threads)
@@ -203,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{cfg['model_type']}: {METRIC} {last[METRIC]:.3f} px after {len(rows)} epochs "
           f"(random-init {last.get('ref_random_init_rmse', float('nan')):.3f}, "
           f"mean position {last.get('ref_mean_rmse', float('nan')):.3f}) in {time.perf_counter() - t0:.0f} s; "
-          f"wrote {metrics_file(cfg)}{saved}")
+          f"wrote {metrics_file(cfg)} (log: {metrics_file(cfg).with_suffix('.log')}){saved}")
     return 0
 
 
