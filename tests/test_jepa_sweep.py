@@ -95,3 +95,29 @@ def test_a_study_exports_the_encoder_of_its_best_checkpoint(tmp_path):
     with torch.no_grad():
         assert torch.equal(load_encoder(out)(frames), run.model.eval().encoder(frames))
     assert export_best_trial([], tmp_path / "none", "val_rmse") is None and not (tmp_path / "none").exists()
+
+
+def test_the_harness_hook_exports_a_checkpoints_encoder(tmp_path):
+    """trainables.jepa.workload's export_best: a trial checkpoint → encoder.pt + encoder.json, rebuilt from the
+    config the checkpoint carries; the embeddings are the checkpoint model's, bit for bit."""
+    import json
+
+    import torch
+
+    from trainables.jepa import load_encoder, workload
+    from trainables.jepa.run import JepaRun, train_epochs
+
+    cfg = {"model_type": "SimCLR", "dataset_size": 64, "probe_size": 16, "val_size": 8, "test_size": 8,
+           "batch_size": 32, "embedding_dim": 24, "width": 2, "predictor_hidden": 16, "eval_rollout": False,
+           "probe_ridge": 1.0, "max_t": 1}
+    train_epochs(cfg, 1, save_to=tmp_path / "checkpoint_000001", num_threads=1)
+    hook = workload("SimCLR").export_best
+    out = hook(str(tmp_path / "checkpoint_000001"), str(tmp_path / "export"))
+    meta = json.loads((out / "encoder.json").read_text())
+    assert meta["architecture"]["embedding_dim"] == 24 and meta["architecture"]["width"] == 2
+    assert meta["model_type"] == "SimCLR" and meta["epoch"] == 1 and meta["config"]["temperature"] == 0.1
+    run = JepaRun(cfg, num_threads=1)
+    run.load(tmp_path / "checkpoint_000001")
+    frames = run.world.val.frames.flatten(0, 1)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(out)(frames), run.model.eval().encoder(frames))

@@ -64,12 +64,14 @@ def presets(model_type: str = "VICReg") -> dict[str, dict[str, Any]]:
 
 
 def workload(model_type: str = "VICReg"):
-    """The :class:`ohgw.studies.workload.Workload` of one JEPA model (metric :data:`METRIC`, mode min)."""
+    """The :class:`ohgw.studies.workload.Workload` of one JEPA model (metric :data:`METRIC`, mode min); each
+    study exports its best trial's encoder (:func:`trainables.jepa.export.export_best_hook`)."""
     from ohgw.studies.workload import Workload
+    from trainables.jepa.export import export_best_hook
 
     return Workload(f"jepa-{model_type.lower()}", trainable=train_jepa, space=search_space(model_type),
                     presets=presets(model_type), metric=METRIC, mode=MODE, metric_range=(0.0, 40.0),
-                    check_base_config=resolve_config)
+                    check_base_config=resolve_config, export_best=export_best_hook)
 
 
 __all__ = ["BOUNDS", "bounds", "CONTINUOUS", "DEFAULTS", "METRIC", "MODE", "MODEL_TYPES", "JepaRun", "load_encoder", "load_overrides",

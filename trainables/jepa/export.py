@@ -16,6 +16,8 @@ it is the frame encoder e_t; its probe features are the posterior state, which n
 A study exports its best trial's encoder: :func:`best_checkpoint` picks, among the checkpoints Tune kept
 for every trial (a Tune ``ResultGrid``), the one whose report has the best tuned metric, and
 :func:`export_checkpoint` turns that run checkpoint (``jepa_state.pt``) into ``encoder.pt`` + ``encoder.json``.
+:func:`export_best_hook` is the same for the harness (:attr:`ohgw.studies.workload.Workload.export_best`):
+the checkpoint's own config (the run's resolved one, x′ included) rebuilds the model.
 
 >>> import tempfile, torch
 >>> from trainables.jepa.models import MeNet5
@@ -125,6 +127,18 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, config: Mapping[str, An
     return save_encoder(model.eval(), cfg, directory, epoch=epoch, metrics=metrics)
 
 
+def export_best_hook(checkpoint_dir: str, dest_dir: str) -> Path:
+    """The harness's ``export_best(checkpoint_dir, dest_dir)``: the encoder of a JEPA trial checkpoint."""
+    from trainables.state_io import load_state
+
+    from .run import CHECKPOINT_FILE
+
+    state = load_state(checkpoint_dir, CHECKPOINT_FILE)
+    if "config" not in state:
+        raise ValueError(f"checkpoint {checkpoint_dir!r} predates the config in jepa checkpoints: it cannot be exported")
+    return export_checkpoint(checkpoint_dir, {**state["config"], **state["hp"]}, dest_dir, epoch=int(state["epoch"]))
+
+
 def best_checkpoint(results: Iterable[Any], metric: str, mode: str = "min"):
     """(checkpoint, its report, the trial's config) of the best finite ``metric`` among every trial's kept
     checkpoints (Tune ``Result.best_checkpoints``), or None when no checkpoint has a finite one."""
@@ -154,5 +168,5 @@ def export_best_trial(results: Iterable[Any], directory: str | os.PathLike, metr
         return export_checkpoint(local, config, directory, epoch=int(report["training_iteration"]), metrics=keep)
 
 
-__all__ = ["ENCODER_FILE", "META_FILE", "best_checkpoint", "export_best_trial", "export_checkpoint", "load_encoder",
-           "read_meta", "save_encoder"]
+__all__ = ["ENCODER_FILE", "META_FILE", "best_checkpoint", "export_best_hook", "export_best_trial", "export_checkpoint",
+           "load_encoder", "read_meta", "save_encoder"]

@@ -230,6 +230,7 @@ class JepaRun:
         if self.optimizer is None:
             self.warm_start()
         return {"epoch": self.epoch, "hp": dict(self.hp), "ws_done": self.ws_done, "refs": self.refs,
+                "config": dict(self.config),  # what trainables.jepa.export rebuilds the model from
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 **rng_state(self.generator, self.device)}
 
