@@ -1,7 +1,8 @@
 """Every script that runs Ray Tune follows the main job's console contract and leaves no Tune folder behind.
 
-Issue 22, §2. Each script runs in this process at its smallest size, on the suite's shared Ray (``ray_local``),
-its console captured at the file descriptors: at most :data:`MAX_LINES` lines, a line naming the Ray/Tune log
+Issue 22, §2. Each script runs at its smallest size: the scripts with a Tuner of their own in this process, on
+the suite's shared Ray (``ray_local``), the harness's scripts as a subprocess (a whole CLI run, its own Ray);
+the console is captured at the file descriptors: at most :data:`MAX_LINES` lines, a line naming the Ray/Tune log
 file (which exists and is not empty), no Tune trial table on the console, and no checkpoint or Tune folder left
 in its output. The linear BYOL sweep (a 2-run grid) runs in the default suite; the others are slow.
 """
@@ -9,8 +10,9 @@ in its output. The linear BYOL sweep (a 2-run grid) runs in the default suite; t
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
-import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,15 +57,9 @@ def _run(kind: str, target: str, argv: list[str]) -> int:
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         return mod.main(argv)
-    saved = sys.argv
-    sys.argv = [str(ROOT / target), *argv]
-    try:
-        runpy.run_path(str(ROOT / target), run_name="__main__")
-    except SystemExit as e:
-        return int(e.code or 0)
-    finally:
-        sys.argv = saved
-    return 0
+    r = subprocess.run([sys.executable, str(ROOT / target), *argv, "--num-cpus", "2"], cwd=ROOT, timeout=540,
+                       env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    return r.returncode
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SCRIPTS])
@@ -77,7 +73,7 @@ def test_script_console_is_short_names_its_log_and_leaves_no_tune_folder(name, r
     assert rc == 0, text[-3000:]
     assert len(lines) <= MAX_LINES, f"{len(lines)} console lines:\n{text}"
     assert not [ln for ln in lines if TABLE.search(ln)], text  # Tune's trial tables are in the log file
-    logs = [next(g for g in m.groups() if g) for m in map(LOG_LINE.search, lines[:5]) if m]
+    logs = [next(g for g in m.groups() if g) for m in map(LOG_LINE.search, console.err.splitlines()[:5]) if m]
     assert logs and Path(logs[0]).is_file() and Path(logs[0]).stat().st_size > 0, text[:2000]
     left = [str(p.relative_to(out)) for p in out.rglob("*") if p.is_dir()
             and (p.name.startswith("checkpoint_") or p.name in TUNE_DIRS)]
@@ -91,3 +87,20 @@ def test_remove_tune_dir_frees_the_folder_unless_kept(tmp_path):
     assert remove_tune_dir(tmp_path / "_tune", keep=True) == 0 and tune.is_dir()
     assert remove_tune_dir(tmp_path / "_tune") == 1000 and not (tmp_path / "_tune").exists()
     assert remove_tune_dir(tmp_path / "_tune") == 0  # nothing there: nothing to do
+
+
+def test_console_puts_what_the_driver_prints_in_the_log_unless_verbose(tmp_path, capsys):
+    from ohgw.studies.tune_console import TuneConsole
+
+    for verbose in (False, True):
+        out = tmp_path / f"verbose-{verbose}"
+        with TuneConsole(out, total=1, unit="cell", verbose=verbose, name="demo") as console:
+            print("Tune's configuration box")  # what Tune prints in the driver
+            console.step("cell 1: done")
+        seen = capsys.readouterr()
+        log = next(out.glob("logs/ray-tune-*.log")).read_text()
+        assert seen.err.splitlines()[0] == f"demo: Ray/Tune log in {console.log_path}" + (
+            " (and on the console)" if verbose else "")
+        assert "cell 1: done" in seen.err
+        assert ("Tune's configuration box" in seen.out) is verbose
+        assert ("Tune's configuration box" in log) is not verbose
