@@ -261,6 +261,11 @@ def test_train_help_gives_every_flag_a_default_and_tau_points_to_the_time_consta
     assert main(["--tau", "20"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--time-constant" in err[0] and "target score" in err[0]
+    for flag, instead in (("--checkpoint-dir", "--save-dir"), ("--csv-log-path", "--csv-log"),
+                          ("--results-dir", "--out")):  # the seeds' flags name what to use here
+        assert main([flag, "x"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and instead in err[0], err
 
 
 @pytest.mark.parametrize("preset", ["seed000", "seed003"])

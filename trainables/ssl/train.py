@@ -71,8 +71,17 @@ FLAGS = {
     "--cache": ("cache", str, "frames: auto (device cache if it fits, else stream) | device | stream"),
     "--deterministic": ("deterministic", true_or_false, "deterministic CUDA kernels: true | false"),
 }  # fmt: skip
-TAU_MOVED = ("--tau is the study scripts' target score; the TW-BYOL time constant is --time-constant "
-             "(frames, config key 'tau')")
+# the seeds' flags that mean something else here or have another name: one line says what to use instead
+MOVED = {
+    "--tau": "--tau is the study scripts' target score; the TW-BYOL time constant is --time-constant (frames, "
+             "config key 'tau')",
+    "--checkpoint-dir": "--checkpoint-dir (seed 003) is --save-dir here: the encoder's best and last epochs",
+    "--csv-log-path": "--csv-log-path (seed 003) is --csv-log here: <stem>_loss.csv and <stem>_acc.csv beside --out",
+    "--eval-csv-log-path": "--eval-csv-log-path (seed 003) is --csv-log here: <stem>_acc.csv beside --out",
+    "--num-workers": "--num-workers (seed 003) has no counterpart: frames are decoded once and cached (or streamed)",
+    "--run-config": "--run-config (seed 000) has no counterpart: give flags, or --preset seed000 for the seed's run",
+    "--results-dir": "--results-dir (seed 000) is --out (the metrics) and --save-dir (the encoders) here",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "ema_momentum": 0.99}.get(key, default)
         p.add_argument(flag, dest=key, type=typ, default=None, metavar=key.upper(),
                        help=f"{meaning} [default: {shown}]")
-    p.add_argument("--tau", dest="moved_tau", default=None, help=argparse.SUPPRESS)
+    for flag in MOVED:
+        p.add_argument(flag, dest=f"moved_{flag[2:].replace('-', '_')}", default=None, help=argparse.SUPPRESS)
     p.add_argument("--preset", choices=sorted(SEED_PRESETS), default=None,
                    help="a seed's definitions as the defaults (flags given still win): seed000 TW-BYOL with Adam, "
                         "seed003 temporal SimCLR (docs/seeds.md) [default: none]")
@@ -182,9 +192,10 @@ def _save(run, save_dir: Path, report: dict, best: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.moved_tau is not None:
-        print(f"train: error: {TAU_MOVED}", file=sys.stderr)
-        return 2
+    for flag, line in MOVED.items():
+        if getattr(args, f"moved_{flag[2:].replace('-', '_')}") is not None:
+            print(f"train: error: {line}", file=sys.stderr)
+            return 2
     from trainables.ssl.config import SEED_PRESETS
 
     given = {key: getattr(args, key) for key, *_ in FLAGS.values() if getattr(args, key) is not None}
