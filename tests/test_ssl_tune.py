@@ -65,7 +65,7 @@ def _script():
     return script
 
 
-def test_unlabelled_frames_switch_the_workload_to_the_label_free_metric_and_null_label_columns(tmp_path):
+def test_unlabelled_frames_switch_the_workload_to_the_label_free_metric_and_null_label_columns(tmp_path, capsys):
     import math
 
     from trainables.ssl import LABEL_FREE_METRIC, LABEL_FREE_TAU, STUDY_METRIC, train_epochs
@@ -80,6 +80,10 @@ def test_unlabelled_frames_switch_the_workload_to_the_label_free_metric_and_null
     assert _script().build_workload("byol", {}).metric == STUDY_METRIC  # the behaviour video has labels
     with pytest.raises(ValueError, match="root_dir .* is not a folder"):
         wl.check_base_config({"root_dir": str(tmp_path / "missing")})
+    out = tmp_path / "out"
+    assert _script().run(["--root-dir", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a folder" in err[0] and not out.exists()  # one line, nothing written
     (r,) = train_epochs({"root_dir": str(root), "window_size": 2, "frame_step": 1, "batch_size": 16,
                          "steps_per_epoch": 1, "max_t": 1}, 1, num_threads=1)
     assert math.isfinite(r[LABEL_FREE_METRIC]) and 0 < r[LABEL_FREE_METRIC] <= 1
