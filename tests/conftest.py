@@ -14,9 +14,11 @@ _RAY_MODULES: set[str] = set()  # test files whose tests request ray_local
 
 
 def _shutdown_shared() -> None:
+    if not _SHARED["up"]:
+        return  # nothing to shut down: no Ray import either (a GPU machine running -m gpu may have no Ray)
     import ray
 
-    if _SHARED["up"] and ray.is_initialized():
+    if ray.is_initialized():
         ray.shutdown()
     _SHARED["up"] = False
 
@@ -56,3 +58,34 @@ def ray_local(request):
     ray.cloudpickle.register_pickle_by_value(request.module)
     yield ray
     ray.cloudpickle.unregister_pickle_by_value(request.module)
+
+
+# ---- GPU tests (marker ``gpu``): they run where CUDA is; elsewhere they are deselected, and one summary line
+# says how many did not run (the suite's only tests that do not run everywhere) ----------------------------
+class _GpuTests:
+    """A plugin of its own (registered in :func:`pytest_configure`), so it can run after ``-m`` has selected."""
+
+    def __init__(self) -> None:
+        self.not_run = 0
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):
+        gpu = [it for it in items if it.get_closest_marker("gpu")]
+        if not gpu:
+            return
+        import torch
+
+        if torch.cuda.is_available():
+            return
+        self.not_run = len(gpu)
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [it for it in items if not it.get_closest_marker("gpu")]
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.not_run:
+            terminalreporter.write_line(f"{self.not_run} GPU tests not run: CUDA is not available here "
+                                        "(on a machine with CUDA: pytest -m gpu)", yellow=True)
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_GpuTests(), "ohgw_gpu_tests")

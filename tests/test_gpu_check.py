@@ -1,0 +1,80 @@
+"""``benchmarks/gpu_check.py`` on the CPU at tiny sizes (``--device cpu --quick``): the prepared device check
+cannot rot. It runs every stage through the same code as on a GPU, without Ray anywhere in its imports
+(``ray`` is made unimportable for it and for every process it starts), and its JSON holds every field;
+``--device cuda`` without CUDA is one line and exit status 2, writing nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+
+
+def _gpu_check_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(args: list[str], tmp: Path, **env_extra: str) -> subprocess.CompletedProcess:
+    no_ray = tmp / "no_ray"
+    no_ray.mkdir(exist_ok=True)
+    # imported first by every Python process that inherits PYTHONPATH (stage processes, packed trials, pytest)
+    (no_ray / "sitecustomize.py").write_text("import sys\nsys.modules['ray'] = None  # import ray fails\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(no_ray), str(ROOT)]), "OHGW_CACHE_DIR": str(tmp / "cache"),
+           **env_extra}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=tmp, env=env,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gpu_check")
+    done = _run(["--device", "cpu", "--quick", "--out", str(tmp / "out")], tmp)
+    return done, tmp / "out"
+
+
+def test_the_quick_check_runs_every_stage_without_ray_and_writes_every_field(quick):
+    done, out = quick
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = json.loads((out / "gpu_check.json").read_text())
+    mod = _gpu_check_module()
+    assert set(record) >= {"command", "versions", "device", "gpu_name", "quick", "date_utc", "goals", "stages",
+                           "total_s"}
+    assert record["device"] == "cpu" and record["quick"] is True and set(record["stages"]) == set(mod.STAGES)
+    for name, fields in mod.FIELDS.items():
+        stage = record["stages"][name]
+        assert stage["status"] == "ok" and set(stage) >= {*fields, "wall_s", "limit_s"}, (name, stage)
+    p2 = record["stages"]["p2"]
+    assert all(p2[f] > 0 for f in mod.FIELDS["p2"] if f.endswith("_s"))
+    pack = record["stages"]["packing"]
+    assert pack["n"] == [1, 2] and len(pack["aggregate_images_per_s"]) == 2 and pack["speedup_vs_1"][0] == 1.0
+    assert record["stages"]["p3"]["psi"] == ["lr", "wd", "momentum", "aug_magnitude", "label_smoothing"]
+    assert all(v > 0 for v in record["stages"]["ssl"].values() if isinstance(v, float))
+    tests = record["stages"]["gpu_tests"]
+    if not torch.cuda.is_available():  # here: none ran, and the one line said how many
+        assert tests["passed"] == 0 and tests["not_run"] >= 10 and "GPU tests not run" in tests["summary"]
+    md = (out / "gpu_check.md").read_text()
+    assert "| p2 | device_bf16_cl_deterministic_s |" in md and "| packing | speedup_vs_1 |" in md
+    assert done.stdout.startswith("# command: python3 benchmarks/gpu_check.py --device cpu --quick")
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.md"]  # nothing else left
+
+
+def test_cuda_without_cuda_is_one_line_and_writes_nothing(tmp_path):
+    done = _run(["--device", "cuda", "--out", str(tmp_path / "out")], tmp_path, CUDA_VISIBLE_DEVICES="")  # no GPU
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == ("gpu_check.py: error: device 'cuda' asked for, but CUDA is not available here "
+                                   "(CUDA_VISIBLE_DEVICES=)")
+    assert not (tmp_path / "out").exists()
