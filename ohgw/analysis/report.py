@@ -200,7 +200,8 @@ def fig_sequential(s) -> go.Figure:
                              marker={"size": 9}))
     fig.update_xaxes(title_text="pairs looked at (first n seeds)", range=[0, design["max_pairs"] + 1])
     fig.update_yaxes(title_text="standardised signed-rank statistic z")
-    fig.update_layout(title=rec["statement"].replace(": ", ":<br>", 1), title_font_size=13, height=440)  # 2 lines
+    title = rec["statement"].replace(": ", ":<br>", 1).replace(" (adjusted", "<br>(adjusted")  # 3 short lines
+    fig.update_layout(title=title, title_font_size=13, height=460, margin={"t": 110})
     return fig
 
 
