@@ -8,8 +8,9 @@ action label on held-out clips; why not kNN accuracy: see there).
 
 ``--root-dir`` runs the studies on your own frames (the README shows the folder layout and the
 ``labels.csv`` format); ``--window-size``, ``--frame-step``, ``--window-stride`` and ``--steps-per-epoch``
-set the windows and the epoch. Frames without any ``labels.csv`` are tuned on ``val_mrr``
-(:data:`trainables.ssl.LABEL_FREE_METRIC`, the temporal-neighbour MRR on held-out clips), said in one line.
+set the windows and the epoch. Frames without any ``labels.csv`` are tuned on ``val_rankme_frac``
+(:data:`trainables.ssl.LABEL_FREE_METRIC`: RankMe of the features on held-out clips / their dimension), said
+in one line.
 
 Each study's best encoder (its best report, by the tuned metric) is exported beside its Parquet tables,
 in ``<out>/exports/experiment=…/method=…/seed=…/`` (``encoder.pt``, ``encoder.json``, ``best.json``; load
@@ -72,7 +73,7 @@ def run(argv=None) -> int:
     # a missing root is the harness's one error line; only a real folder without labels gets this note
     if wl.metric == LABEL_FREE_METRIC and os.path.isdir(frames["root_dir"]) and not {"-h", "--help"} & set(argv):
         print(f"{name}: {frames['root_dir']} has no labels.csv: the tuned metric is {LABEL_FREE_METRIC} "
-              "(temporal-neighbour MRR on held-out clips); label-based columns stay empty", file=sys.stderr)
+              "(RankMe of the features on held-out clips / their dimension); label-based columns stay empty", file=sys.stderr)
     return main(name, wl, ["asha", "asha+ohgw"], __doc__, argv)
 
 

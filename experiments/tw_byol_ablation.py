@@ -10,7 +10,7 @@ identical to uniform). Every trial uses the ``cpu`` preset's epochs (25 steps of
 ``--max-t`` epochs, one CPU each.
 
 ``--root-dir`` runs it on your own frames (README: layout, ``labels.csv``), with ``--window-size``,
-``--frame-step``, ``--window-stride``; without labels the best trial is chosen by ``val_mrr`` (one line
+``--frame-step``, ``--window-stride``; without labels the best trial is chosen by ``val_rankme_frac`` (one line
 says so) and the label-based columns stay empty.
 
 Writes into ``--out`` (default results/tw_byol_ablation): ``best_encoder/`` (``encoder.pt`` +
@@ -38,7 +38,8 @@ from pathlib import Path
 
 BEST_ENCODER = "best_encoder"  # in --out: the best trial's encoder at its best epoch (trainables.ssl.load_encoder)
 WEIGHTINGS = ("uniform", "binary", "linear", "inverse_square", "exp")
-METRICS = ("val_probe_f1", "val_knn_acc", "val_rare_recall", "val_spearman", "val_mrr", "val_knn_acc_identity")
+METRICS = ("val_probe_f1", "val_knn_acc", "val_rare_recall", "val_spearman", "val_mrr", "val_rankme_frac",
+           "val_knn_acc_identity")
 
 
 def ablation_trainable(config: dict) -> None:
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     if metric != "val_probe_f1":
         print(f"tw_byol_ablation: {args.root_dir} has no labels.csv: the best trial is chosen by {metric} "
-              "(temporal-neighbour MRR on held-out clips); label-based columns stay empty", file=sys.stderr)
+              "(RankMe of the features on held-out clips / their dimension); label-based columns stay empty", file=sys.stderr)
     grid = cells(taus, weightings)
     print(f"tw_byol_ablation: {len(grid)} cells × {args.seeds} seeds, {args.max_t} epochs each → {args.out}",
           file=sys.stderr, flush=True)

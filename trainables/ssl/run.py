@@ -23,7 +23,8 @@ default). An epoch is ``steps_per_epoch`` steps (default: training frames // fra
 
 Metrics every epoch on held-out clips (validation; ``test_`` twins on the test clips), frozen
 encoder: :data:`METRIC` (kNN accuracy of the first label column, the tuned metric), ``val_probe_f1``,
-``val_rare_recall``, ``val_spearman``, ``val_mrr``, ``val_rankme``, ``val_rankme_proj``, the same kNN /
+``val_rare_recall``, ``val_spearman``, ``val_mrr``, ``val_rankme``, ``val_rankme_frac`` (RankMe / feature
+dimension, in (0, 1]), ``val_rankme_proj``, the same kNN /
 probe numbers of every further label column with the column's name appended
 (``val_knn_acc_identity``), ``train_knn_acc``, ``protocol.VAL_LOSS`` (the reference SSL loss of the
 warm-start's validation objective on one fixed held-out batch per split) and ``eval_share`` (evaluation wall
@@ -433,6 +434,7 @@ class SSLRun:
             bounds = np.cumsum([0] + [len(r) for r in runs])
             row.update(M.temporal_metrics([z[a:b] for a, b in zip(bounds[:-1], bounds[1:])]))
             row["rankme"], row["rankme_proj"] = M.rankme(z), M.rankme(pz)
+            row["rankme_frac"] = row["rankme"] / z.shape[1]  # in (0, 1]: the label-free tuned metric
             row["loss"] = self._reference_loss(split)
             if split == "val":
                 collapsed = row["rankme_proj"] < cfg["collapse_rank"]
@@ -441,7 +443,7 @@ class SSLRun:
                 out.update({protocol.test_metric("val_" + k if k != "loss" else protocol.VAL_LOSS): v
                             for k, v in row.items()})
         # without labels the label-based metrics are absent (null in tables), not NaN: the studies then tune
-        # trainables.ssl.LABEL_FREE_METRIC (val_mrr)
+        # trainables.ssl.LABEL_FREE_METRIC (val_rankme_frac)
         out[protocol.COLLAPSED] = collapsed
         eval_wall = time.perf_counter() - t0
         out["eval_share"] = eval_wall / (eval_wall + self.train_wall) if self.train_wall > 0 else float("nan")
@@ -459,7 +461,7 @@ class SSLRun:
         for prefix in ("val_", protocol.test_metric("val_")):
             if self.label:
                 out.update({prefix + k: 0.0 for k in ("knn_acc", "probe_f1", "rare_recall")})
-            out[prefix + "mrr"] = 0.0
+            out[prefix + "mrr"] = out[prefix + "rankme_frac"] = 0.0
             out.update({prefix + k: float("nan") for k in ("spearman", "rankme", "rankme_proj")})
         out[protocol.VAL_LOSS] = out[protocol.test_metric(protocol.VAL_LOSS)] = float("nan")
         return out

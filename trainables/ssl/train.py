@@ -161,6 +161,7 @@ def learning_curve(rows: list[dict], title: str):
         if key in df:
             fig.add_trace(go.Scatter(x=x, y=df[key], mode="lines+markers", name=name), row=1, col=1)
     for key, name in (("val_knn_acc", "kNN accuracy"), ("val_probe_f1", "probe macro-F1"),
+                      ("val_rankme_frac", "RankMe / dimension"),
                       ("val_mrr", "temporal-neighbour MRR"), ("val_spearman", "Spearman ρ (distance vs gap)")):
         if key in df and df[key].notna().any():
             fig.add_trace(go.Scatter(x=x, y=df[key], mode="lines+markers", name=name), row=1, col=2)
@@ -228,8 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     metric = tuned_metric(cfg["root_dir"])
     if metric == LABEL_FREE_METRIC:
-        print(f"train: {cfg['root_dir']} has no labels.csv: the best epoch is chosen by {metric} (temporal-neighbour "
-              "MRR on held-out clips); kNN and probe columns stay empty", file=sys.stderr)
+        print(f"train: {cfg['root_dir']} has no labels.csv: the best epoch is chosen by {metric} (RankMe of the "
+              "features on held-out clips / their dimension); kNN and probe columns stay empty", file=sys.stderr)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     rows: list[dict] = []
     best = -math.inf
