@@ -22,6 +22,7 @@ METHODS = ["asha", "asha+ohgw"]
         (["--seeds", "16", "--max-seeds", "16"], "--max-seeds needs --seeds auto (--seeds 16 fix the seeds)"),
         (["--look-every", "4"], "--look-every needs --seeds auto (the preset's 16 seeds fix the seeds)"),
         (["--seeds", "0,1,2"], "--seeds: an integer or 'auto', got '0,1,2'"),
+        (["--seeds", "auto", "--max-seeds", "1"], "--max-seeds: must be an integer >= 2, got 1"),
         (["--seeds", "auto", "--methods", "asha,asha+ohgw,hyperband,hyperband+ohgw"],
          "exactly one method and its vanilla partner"),
     ],

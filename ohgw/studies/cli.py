@@ -177,6 +177,8 @@ def _seed_count(args: argparse.Namespace, preset_seeds: int) -> int:
     """Pairs to run: ``--seeds N``, the preset's, or ``--max-seeds`` for ``--seeds auto``."""
     given = [f"--{f.replace('_', '-')}" for f in SEQUENTIAL_FLAGS if getattr(args, f) is not None]
     if args.seeds == "auto":
+        if args.max_seeds is not None and args.max_seeds < 2:
+            raise ValueError(f"--max-seeds: must be an integer >= 2, got {args.max_seeds}")
         return preset_seeds if args.max_seeds is None else args.max_seeds
     if given:
         fixed = f"--seeds {args.seeds}" if args.seeds is not None else f"the preset's {preset_seeds} seeds"
