@@ -96,7 +96,16 @@ def _stored(run_dir: str):
     path = checkpoints.newest(run_dir, checkpoints.EXPERIMENT_STATE)
     if path is None:
         return {}, []
-    state = json.loads(path.read_text())
+    # the driver's background thread may be copying the snapshot right now (not atomic: an empty or cut file
+    # for a few ms): read it again until it parses, a bounded number of times
+    for _ in range(100):
+        try:
+            state = json.loads(path.read_text())
+            break
+        except json.JSONDecodeError:
+            time.sleep(0.01)
+    else:
+        raise AssertionError(f"{path} did not parse for 1 s")
     return checkpoints.stored_trials(state), resume._missing_checkpoints(Path(run_dir), state)
 
 
