@@ -4,7 +4,7 @@ Issue 22, §2. Each script runs at its smallest size: the scripts with a Tuner o
 the suite's shared Ray (``ray_local``), the harness's scripts as a subprocess (a whole CLI run, its own Ray);
 the console is captured at the file descriptors: at most :data:`MAX_LINES` lines, a line naming the Ray/Tune log
 file (which exists and is not empty), no Tune trial table on the console, and no checkpoint or Tune folder left
-in its output. The linear BYOL sweep (a 2-run grid) runs in the default suite; the others are slow.
+in its output. The linear BYOL sweep (a 1-run grid) runs in the default suite; the others are slow.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ LOG_LINE = re.compile(r"Ray/Tune log in (\S+\.log)|Ray/Tune log: (\S+\.log)|log(
 TUNE_DIRS = ("_tune", "tune")
 
 LB_SWEEP = ["sweep", "--epochs", "2", "--log_every", "1", "--samples_per_epoch", "64", "--lr_pred_logspace", "1e-2",
-            "1e-1", "2", "--tau_logspace", "1e-1", "1", "1"]
+            "1e-1", "1", "--tau_logspace", "1e-1", "1", "1"]  # one run
 HARNESS = ["--seeds", "1", "--budget", "2", "--max-t", "1", "--trials-per-study", "1", "--no-report"]
 
 # name -> (how to run it, its arguments before --out, the output flag)
