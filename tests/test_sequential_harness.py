@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +114,42 @@ def test_a_sequential_study_stops_at_its_first_look_and_a_rerun_keeps_the_decisi
     with pytest.raises(ValueError, match="another design"):
         _run(out, SequentialDesign(max_pairs=6, look_every=3))
     assert json.loads((out / LOOKS_FILE).read_text()) == redone
+
+
+def _driver(out: Path) -> subprocess.Popen:
+    """This file as a script: the sequential experiment in a process of its own (with its own local Ray)."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.Popen([sys.executable, str(Path(__file__)), str(out)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+@pytest.mark.slow  # two driver processes with a local Ray each: minutes on 2 loaded cores
+def test_killed_before_its_first_look_a_rerun_makes_it_from_the_same_pairs(tmp_path):
+    out = tmp_path / "seq"
+    proc = _driver(out)
+    deadline = time.time() + 400
+    while len(_studies(out)) < 2:  # the kill lands once 2 of look 1's 4 studies are recorded (bounded wait)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, "precondition: 2 studies were not recorded within 400 s"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the local Ray it started goes with it
+    kept = len(_studies(out))
+    rerun = _driver(out)
+    _, err = rerun.communicate(timeout=500)
+    assert rerun.returncode == 0, err.decode()[-2000:]
+    assert f"resuming: {kept} completed studies kept" in err.decode()
+    looks = json.loads((out / LOOKS_FILE).read_text())["looks"]
+    assert [(lk["look"], lk["seeds"], lk["decision"]) for lk in looks] == [(1, [0, 1], "futility")]
+    assert looks[0]["z"] == pytest.approx(-3 / math.sqrt(5))
+    assert {(m, s) for m in ("asha", "asha+ohgw") for s in (0, 1)} <= _studies(out) and len(_studies(out)) <= 6
+
+
+if __name__ == "__main__":  # the driver of the kill test
+    from ohgw.studies.runner import run_experiment
+
+    run_experiment(config(), slow_twin, ["asha", "asha+ohgw"], list(range(DESIGN.max_pairs)), Path(sys.argv[1]),
+                   quiet=True, num_cpus=2, sequential=DESIGN)
