@@ -11,12 +11,14 @@ One cluster serves the module: a CPU-only head, ``w0`` and ``w1`` in GPU group `
   promotes none of them: a trial resumed from its checkpoint on another node is the node-loss test's);
 - its Parquet tables equal a single-node run's on the epochs clock (one trial at a time per study);
 - (slow) a node that dies mid-study (every process SIGKILLed while its trial holds a report): the trial
-  is restored from its checkpoint on the group's other node; nothing is lost or doubled.
+  is restored from its checkpoint on the group's other node; nothing is lost or doubled;
+- (slow) the driver on the head SIGKILLed mid-study: the same command run again resumes the study.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -199,6 +201,46 @@ def test_a_lost_node_s_trial_is_restored_on_the_group_s_other_node(cluster, tmp_
           f"{recovery:.1f} s after the kill{' (study clock; the study task was retried)' if resumes else ''}; "
           f"epochs computed twice: 1 (the held epoch); redone reports {int(studies['redone_reports'].iloc[0])}; "
           f"study resumes {resumes}; trials {len(trials)}, rows {len(it)}")
+
+
+@pytest.mark.slow
+def test_a_driver_killed_on_the_head_mid_run_resumes_when_the_command_is_run_again(cluster):
+    """The driver (on the head) is SIGKILLed while a trial holds its 2nd report; running the same command again
+    resumes the study from its Tune state in the shared storage: it completes once, no row doubled or missing."""
+    alive = [n for n in cluster.nodes.values() if n.group and n.proc is not None]  # after a node-loss test too
+    holds = [cluster.host_path(cluster.node_envs[n.name][harness_trainables.HOLD_ENV]) for n in alive]
+    for h in holds:
+        for f in (h, _held(h), Path(f"{h}.reports")):
+            f.unlink(missing_ok=True)
+        h.write_text("2")
+    out = cluster.shared / "driver-kill"
+    argv = ["--methods", "asha+ohgw", "--seeds", "1", "--out", str(out), "--storage", str(cluster.shared / "tune-dk")]
+    cmd = cluster.driver_command([sys.executable, str(Path(__file__).resolve()), "--address", cluster.address,
+                                  *ARGS, *argv])
+    driver = subprocess.Popen(cmd, env=cluster.node_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(_held(h).exists() for h in holds):
+            assert driver.poll() is None, driver.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no trial reached its held report"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the driver's background copy of its last snapshot, if one was still going
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # nsenter and the driver it forked: one process group
+        driver.wait(timeout=30)
+        for h in holds:
+            h.unlink(missing_ok=True)
+    host_out = cluster.host_path(out)
+    assert not (host_out / "studies").exists(), "the kill must land mid-study"
+    r = _drive(cluster, *argv)
+    assert r.returncode == 0, r.stderr[-4000:]
+    it, studies = read_table(host_out, "iterations"), read_table(host_out, "studies")
+    assert len(studies) == 1 and int(studies["resumes"].iloc[0]) == 1
+    assert not it.duplicated(["trial_id", "epoch"]).any(), "a row was doubled"
+    for _, rows in it.groupby("trial_id"):
+        assert sorted(rows["epoch"]) == list(range(1, int(rows["epoch"].max()) + 1)), "a row was lost"
+    assert studies["epoch_equiv"].iloc[0] == pytest.approx(it.groupby("trial_id")["trial_epoch_equiv"].max().sum())
 
 
 if __name__ == "__main__":  # the driver: python test_cluster_ns.py <harness flags>
