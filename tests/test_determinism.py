@@ -251,6 +251,7 @@ def test_a_study_script_refuses_a_cuda_preset_and_a_non_boolean_setting_in_one_l
 @pytest.mark.parametrize(("argv", "needle"), [
     (["trainables.ssl.train", "--deterministic", "maybe"], "invalid true_or_false value: 'maybe'"),
     (["trainables.jepa.train", "--values", "deterministic=maybe"], "deterministic must be True or False"),
+    (["trainables.linear_byol", "train", "--deterministic", "maybe"], "invalid true_or_false value: 'maybe'"),
 ])
 def test_family_clis_refuse_a_non_boolean_setting_in_one_line(argv, needle, tmp_path):
     done = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=300,

@@ -34,12 +34,16 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
+    from trainables.checks import true_or_false
+
     from .config import DEFAULT_CONFIG as D
 
     p.add_argument("--seed", type=int, default=D[protocol.SEED_KEY], help="seed of the data (A), init and sampling")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=D["device"],
                    help="where it trains; auto: CUDA when visible")
     p.add_argument("--dtype", choices=("float32", "float64"), default=D["dtype"], help="floating-point precision")
+    p.add_argument("--deterministic", type=true_or_false, default=True,
+                   help="deterministic CUDA kernels (true or false; no effect on the CPU)")
     p.add_argument("--d_latent", type=int, default=D["d_latent"], help="latent dimension k, also the embedding's")
     p.add_argument("--d_obs", type=int, default=D["d_obs"], help="observed dimension d >= k (A is d × k)")
     p.add_argument("--epochs", type=int, default=D[protocol.MAX_T_KEY], help="epochs per run")
@@ -166,6 +170,7 @@ BASE_KEYS = ("d_latent", "d_obs", "log_every", "samples_per_epoch", "lr_enc", "m
 def _base(args: argparse.Namespace) -> dict:
     base = {k: getattr(args, k) for k in BASE_KEYS}
     base[protocol.SEED_KEY], base[protocol.MAX_T_KEY] = args.seed, args.epochs
+    base[protocol.DETERMINISTIC_KEY] = args.deterministic
     return base
 
 

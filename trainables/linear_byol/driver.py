@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ohgw import protocol
+from trainables.scaffold import Trial
 
 from .records import make_row, write_rows
 from .run import METRIC, LinearBYOLRun
@@ -27,7 +28,7 @@ def default_run_name(cfg: Mapping[str, Any]) -> str:
 
 def run_rows(config: Mapping[str, Any], run_name: str | None = None) -> Iterator[dict[str, Any]]:
     """Train the run of ``config`` for ``max_t`` epochs; one row per log step (and the last epoch)."""
-    run = LinearBYOLRun(config)
+    run = Trial.start(LinearBYOLRun, config).run  # with its determinism setting applied
     cfg = run.config
     name = run_name or default_run_name(cfg)
     t0 = time.perf_counter()
@@ -72,7 +73,7 @@ def train_single(config: Mapping[str, Any], out_dir: str, run_name: str | None =
                  progress: bool = False) -> Path:
     """Train one run and write its Parquet file into ``out_dir``; returns the path."""
     check_wandb(log_wandb)
-    run = LinearBYOLRun(config)  # validates before anything is written
+    run = Trial.start(LinearBYOLRun, config).run  # validates before anything is written
     name = run_name or default_run_name(run.config)
     log = _wandb_logger(log_wandb, run.config, name)
     rows = []
