@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -138,3 +139,20 @@ def set_determinism(on: bool, device: torch.device | str) -> None:
         torch.backends.cudnn.benchmark = False
     else:
         torch.use_deterministic_algorithms(False)
+
+
+def build_deterministic(factory: Callable[[dict], Any], config: Mapping) -> tuple[Any, bool]:
+    """``(factory(config), on)`` with the config's :func:`deterministic` setting ``on`` applied in this process.
+
+    Before the run is built: on a machine with CUDA, deterministic kernels and cuBLAS's workspace, before the
+    run can first use CUDA. After: the run's own device decides (:func:`set_determinism`; this also undoes a
+    family's ``cudnn.benchmark = True``; a CPU run gets torch's CPU default back). A non-boolean is a ValueError.
+    """
+    on = deterministic(config)
+    if on and torch.cuda.is_available():
+        set_determinism(True, "cuda")
+    run = factory(dict(config))
+    if on and torch.device(run.device).type != "cuda" and torch.cuda.is_available():
+        torch.use_deterministic_algorithms(False)
+    set_determinism(on, run.device)
+    return run, on

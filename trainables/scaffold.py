@@ -13,13 +13,9 @@ from :mod:`ohgw.protocol` and does the rest:
   ``protocol.TRIAL_COMPUTE_S`` with the warm-start; ``protocol.TRIAL_EPOCH_EQUIV`` = epochs +
   warm-start / first-epoch compute; the first report alone charges ``protocol.WS_COMPUTE_S``
   and carries the record (:func:`ohgw.protocol.warm_start_result`, with its share of that epoch);
-- determinism (:meth:`Trial.start`): the config's ``protocol.DETERMINISTIC_KEY`` (default true) is
-  applied in the trial's own process before the run object is built
-  (:func:`trainables.checks.set_determinism`: deterministic CUDA kernels, no cuDNN benchmark,
-  cuBLAS's fixed workspace; a CPU run is unaffected) and reported as ``protocol.DETERMINISTIC``;
-- clean endings: a non-finite train loss reports ``protocol.DIVERGED`` true with
-  :meth:`Run.diverged_metrics` (no evaluation); an evaluation may return ``protocol.COLLAPSED``
-  true (e.g. SSL representation collapse). Either ends the trial, also after a restore.
+- determinism: :meth:`Trial.start` applies ``protocol.DETERMINISTIC_KEY`` (reported as ``protocol.DETERMINISTIC``);
+- clean endings: a non-finite train loss (reported ``protocol.DIVERGED`` true, :meth:`Run.diverged_metrics`, no
+  evaluation) or an evaluation's ``protocol.COLLAPSED`` true (e.g. SSL collapse) ends the trial, also after a restore.
 
 :func:`run_epochs` drives a run without Ray; :func:`run_in_tune` / :func:`make_trainable` are for Tune.
 
@@ -69,10 +65,8 @@ class TrainResult(NamedTuple):
 
 @runtime_checkable
 class Run(Protocol):
-    """The run object a family writes: one trial's training state, plain Python (no Ray).
-
-    Built by ``factory(config)`` (bad input raises ValueError there).
-    """
+    """The run object a family writes: one trial's training state, plain Python (no Ray); built by
+    ``factory(config)`` (bad input raises ValueError there)."""
 
     epoch: int  # epochs done, 0 when fresh
     hp: Mapping[str, float]  # the values trained with (x′ after a warm-start), reported as protocol.hp_key(ψ)
@@ -82,8 +76,8 @@ class Run(Protocol):
     def finished(self) -> bool: ...  # True once the run has trained its last epoch
 
     def warm_start(self) -> WarmStartRecord | None:
-        """Apply the config's OHGW instruction, if any (:func:`ohgw.warmstart.maybe_warm_start`), and
-        set up training with the resulting hp. Called once, before a fresh trial's first epoch."""
+        """Apply the config's OHGW instruction, if any (:func:`ohgw.warmstart.maybe_warm_start`), and set up
+        training with the resulting hp. Called once, before a fresh trial's first epoch."""
 
     def train_epoch(self) -> TrainResult:
         """Train one epoch and advance ``epoch`` by one (no evaluation)."""
@@ -117,11 +111,9 @@ class Ledger:
 
 
 def set_num_threads(num_threads: int | None) -> None:
-    """``torch.set_num_threads`` for this process (None leaves it alone)."""
+    """``torch.set_num_threads`` for this process (None leaves it alone; else an integer >= 1)."""
     if num_threads is not None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be an integer >= 1, got {num_threads!r}")
-        torch.set_num_threads(num_threads)
+        torch.set_num_threads(checks.integer({"num_threads": num_threads}, "num_threads", low=1))
 
 
 def _ratio(a: float, b: float) -> float:  # a / b; NaN when only b is 0 (an epoch too short to time)
@@ -139,19 +131,8 @@ class Trial:
 
     @classmethod
     def start(cls, factory: RunFactory, config: Mapping[str, Any], node_id: str | None = None) -> Trial:
-        """``factory(config)`` with the config's determinism applied in this process, before and after it is built.
-
-        Before: on a machine with CUDA, deterministic kernels and cuBLAS's workspace are set before the
-        run can first use CUDA. After: the run's own device decides (:func:`trainables.checks.set_determinism`;
-        this also undoes a family's ``cudnn.benchmark = True``). A non-boolean setting is a ValueError.
-        """
-        on = checks.deterministic(config)
-        if on and torch.cuda.is_available():
-            checks.set_determinism(True, "cuda")
-        run = factory(dict(config))
-        if on and torch.device(run.device).type != "cuda" and torch.cuda.is_available():
-            torch.use_deterministic_algorithms(False)  # a CPU run on a GPU machine: torch's CPU default
-        checks.set_determinism(on, run.device)
+        """``factory(config)``, its determinism applied in this process (:func:`checks.build_deterministic`)."""
+        run, on = checks.build_deterministic(factory, config)
         return cls(run, node_id=node_id or socket.gethostname(), deterministic=on)
 
     @property
@@ -198,8 +179,8 @@ class Trial:
             led.first_epoch_compute_s = compute
         ws_now = led.ws_compute_s if first else 0.0
         led.trial_compute_s += compute + ws_now
-        report: dict[str, Any] = {protocol.ITERATION: run.epoch, **trained.metrics, **metrics}
-        report.update({
+        report: dict[str, Any] = {
+            protocol.ITERATION: run.epoch, **trained.metrics, **metrics,
             protocol.TRAIN_LOSS: float(trained.loss),
             protocol.EPOCH_S: sw.cost.wall_s,
             protocol.SAMPLES_PER_S: trained.samples / train_wall if train_wall > 0 else float("nan"),
@@ -213,10 +194,9 @@ class Trial:
             protocol.COLLAPSED: collapsed,
             protocol.PEAK_RSS_MIB: sw.cost.peak_rss_mib,
             **{protocol.hp_key(k): float(v) for k, v in run.hp.items()},
-        })  # fmt: skip
+        }  # fmt: skip
         if first and led.ws_record is not None:
-            share = _ratio(led.ws_compute_s, compute)
-            report.update(protocol.warm_start_result(led.ws_record, share_of_epoch=share))
+            report.update(protocol.warm_start_result(led.ws_record, share_of_epoch=_ratio(led.ws_compute_s, compute)))
         return report
 
 
@@ -224,8 +204,7 @@ def run_epochs(factory: RunFactory, config: Mapping[str, Any], epochs: int, *,
                restore_from: str | os.PathLike | None = None, save_to: str | os.PathLike | None = None,
                num_threads: int | None = None, node_id: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Up to ``epochs`` more epochs' reports without Ray, resumed from / checkpointed to a directory if asked."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    epochs = checks.integer({"epochs": epochs}, "epochs", low=1)
     set_num_threads(num_threads)
     trial = Trial.start(factory, config, node_id=node_id)
     if restore_from is not None:
@@ -238,10 +217,8 @@ def run_epochs(factory: RunFactory, config: Mapping[str, Any], epochs: int, *,
 
 
 def run_in_tune(factory: RunFactory, config: dict) -> None:
-    """A function trainable's body: restore, then one report + checkpoint per epoch until the end.
-
-    Threads follow the trial's CPUs; ``protocol.ITERATION`` is left to Tune (it counts reports).
-    """
+    """A function trainable's body: restore, then one report + checkpoint per epoch until the end; threads
+    follow the trial's CPUs, ``protocol.ITERATION`` is left to Tune (it counts reports)."""
     import ray
     from ray import tune
 
@@ -257,8 +234,7 @@ def run_in_tune(factory: RunFactory, config: dict) -> None:
         with checkpoint.as_directory() as d:
             trial.restore(d)
     while not trial.finished:
-        metrics = trial.step()
-        metrics.pop(protocol.ITERATION)
+        metrics = {k: v for k, v in trial.step().items() if k != protocol.ITERATION}
         with tempfile.TemporaryDirectory() as d:
             trial.save(d)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
