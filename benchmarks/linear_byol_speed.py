@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import cpu_model, load_line, run_header  # noqa: E402
 
+from trainables.checks import resolve_device  # noqa: E402
 from trainables.linear_byol.config import resolve_config  # noqa: E402
 from trainables.linear_byol.engine import Trainer  # noqa: E402
 
@@ -120,6 +121,11 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.quick:
         a.steps, a.repeats = 50, 3
+    try:
+        resolve_device(a.device)
+    except ValueError as e:  # e.g. --device cuda without CUDA: one line
+        print(f"linear_byol_speed.py: error: {e}", file=sys.stderr)
+        return 2
     torch.set_num_threads(a.threads)
     print(run_header(__file__, argv))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {cpu_model()}, device {a.device}")

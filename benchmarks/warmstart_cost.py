@@ -210,7 +210,11 @@ def main(argv=None) -> int:
         if a.threads < 1:
             p.error("--threads must be >= 1")
         torch.set_num_threads(a.threads)
-    device = resolve_device(a.device)
+    try:
+        device = resolve_device(a.device)
+    except ValueError as e:  # e.g. --device cuda without CUDA: one line
+        print(f"warmstart_cost.py: error: {e}", file=sys.stderr)
+        return 2
     if a.child:
         print(json.dumps(_child(a.child, str(device), a.threads)))
         return 0
