@@ -18,6 +18,7 @@ One cluster serves the module: a CPU-only head, ``w0`` and ``w1`` in GPU group `
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,7 +43,14 @@ pytestmark = pytest.mark.ray
 
 PRESETS = {"tiny": {"base_config": {"epoch_s": 0.05}, "max_t": 9, "seeds": 2, "budget": 14.0, "tau": 0.5,
                     "cpus_per_trial": 1.0, "gpus_per_trial": 1.0, "trials_per_study": 1}}
-WORKLOAD = Workload("resume", trainable=resume_trainable, presets=PRESETS,
+
+
+def copy_checkpoint(checkpoint_dir: str, dest_dir: str) -> None:
+    """The workload's ``export_best`` hook: the best checkpoint's files, as they are."""
+    shutil.copytree(checkpoint_dir, dest_dir, dirs_exist_ok=True)
+
+
+WORKLOAD = Workload("resume", trainable=resume_trainable, presets=PRESETS, export_best=copy_checkpoint,
                     space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}))
 ARGS = ["--methods", "pasha+ohgw", "--no-report", "--quiet", "--step-rule", "normalized", "--eta-h", "0.2"]
 TIMES = {"wall_s", "start_wall_s", "end_wall_s", "start_ts", "end_ts", "node_id", "trial_id", "study_id"}
@@ -114,6 +122,9 @@ def test_a_pasha_ohgw_experiment_runs_its_trials_on_the_labelled_nodes_and_pause
     for seed, rows in it.groupby("seed"):
         assert set(rows["node_id"]) <= by_group[groups[seed]], f"seed {seed} ran off its group's nodes"
     assert (it.groupby("seed")["decision"].apply(lambda d: (d == "PAUSE").sum()) > 0).all(), "PASHA paused no trial"
+    for seed in (0, 1):  # each study's best checkpoint, exported beside its tables (not beside the storage)
+        assert (out / "exports" / "experiment=resume_ns-tiny" / "method=pasha+ohgw" / f"seed={seed}" / "best.json").exists()
+    assert not cluster.host_path(cluster.shared / "exports").exists()
     tune = cluster.host_path(cluster.shared / "tune")
     assert not tune.exists() or not any(tune.iterdir()), "Tune's folders are removed once exported"
 

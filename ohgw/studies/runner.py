@@ -197,7 +197,8 @@ def _run_studies(ray, cfg: ExperimentConfig, trainable: Callable, todo: list, sk
                 method, seed = queue.popleft()
                 slot = free.pop(0)
                 # Tune always reports (verbose=1): its tables go to the log, to the console only with --verbose
-                running[task.remote(cfg, trainable, method, seed, storage, slot.name, 1)] = (method, seed, slot)
+                running[task.remote(cfg, trainable, method, seed, storage, slot.name, 1, str(out.resolve()))] = (
+                    method, seed, slot)
                 metrics.safely("ohgw_studies_started_total", 1, metrics.study_tags(cfg.experiment, method, seed))
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # 2. wait for one to end
             progress.tick()

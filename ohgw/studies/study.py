@@ -245,8 +245,12 @@ def run_study(
     storage_dir: str,
     group_label: str | None = None,
     verbose: int = 0,
+    results_dir: str | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Run one study to the end of its budget; returns {'iterations', 'trials', 'studies'} DataFrames."""
+    """Run one study to the end of its budget; returns {'iterations', 'trials', 'studies'} DataFrames.
+
+    Its best checkpoint's export goes to ``results_dir``'s exports (default: ``storage_dir``'s parent,
+    the results directory when the storage is the default ``<results>/_tune``)."""
     from ray import tune
 
     from ohgw.studies.tables import git_commit, hardware_info, package_versions, study_tables
@@ -273,7 +277,8 @@ def run_study(
     live = StudyMetrics(cfg.experiment, method_name, seed, cfg.space, ledger, cfg.metric, cfg.mode, cfg.tau,
                         scheduler=inner)  # Ray metrics: warm-starts, rung decisions, PASHA state, T@τ
     callbacks.append(KeepRestorable())  # no checkpoint a restore needs is deleted (ohgw.studies.checkpoints)
-    export_to = export_dir(storage_dir, cfg.experiment, method_name, seed)
+    export_to = export_dir(storage_dir if results_dir is None else os.path.join(results_dir, "_tune"),
+                           cfg.experiment, method_name, seed)
     if cfg.export_best is not None:  # the best report's checkpoint, exported while the study runs
         callbacks.append(ExportBest(cfg.export_best, export_to, cfg.metric, cfg.mode))
     param_space = {**cfg.base_config, **cfg.space.param_space(), protocol.MAX_T_KEY: cfg.max_t}
