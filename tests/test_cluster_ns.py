@@ -98,7 +98,7 @@ def test_a_storage_on_the_nodes_own_disks_is_refused_in_one_line_and_nothing_is_
     assert lines[-1].startswith(f"resume_ns.py: error: storage {cluster.disk / 'tune'} is not shared: node "), lines
     assert lines[-1].split("node ")[1].split()[0] in workers
     assert lines[-1].endswith("use a shared filesystem (NFS) mounted at the same path on every node")
-    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert len(lines) == 1, lines
     assert not cluster.host_path(out).exists() and not any(cluster.host_path(cluster.shared).iterdir())
     assert _in_head(cluster, "ls", "-A", str(cluster.disk)).split() == []  # the driver's own disk: untouched
 
@@ -150,7 +150,8 @@ def test_the_cluster_tables_equal_a_single_node_run_on_the_epochs_clock(cluster_
         argv = [*ARGS, "--out", str(out), "--gpus-per-trial", "0"]  # the same studies; this Ray has no GPUs
         cfg, methods, seeds, _ = config_from_args(
             build_parser("resume_ns.py", WORKLOAD, ["pasha+ohgw"], "doc").parse_args(argv), "resume_ns", WORKLOAD)
-        summary = run_experiment(cfg, resume_trainable, methods, seeds, out, quiet=True)
+        # stream: the runner's default is the sys.stderr of its import, which a capturing test may have closed
+        summary = run_experiment(cfg, resume_trainable, methods, seeds, out, quiet=True, stream=sys.stderr)
         assert summary.ran == 2 and not summary.failed
     finally:
         ray_local.cloudpickle.unregister_pickle_by_value(harness_trainables)

@@ -225,6 +225,12 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
             SequentialLooks(design, cfg, out, methods)  # one comparison, the same design as a run before
         if args.keep_tune_dirs:
             check_keep_tune_dirs(out)
+        # storage writable; on a cluster: address, group labels, shared storage (ohgw.studies.preflight)
+        from ohgw.studies.preflight import check_run
+        from ohgw.studies.ray_session import init_ray
+
+        check_run(Path(args.storage or out / "_tune").resolve(), args.address,
+                  lambda: init_ray(args.address, args.num_cpus))
     except ValueError as e:
         print(f"{script}.py: error: {e}", file=sys.stderr)
         return 2
