@@ -39,6 +39,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ohgw import protocol
 from ohgw.studies.progress import StudyProgress
 from ohgw.studies.ray_session import RayLog, default_log_path
 
@@ -48,7 +49,7 @@ __all__ = ["TuneConsole", "remove_tune_dir", "trial_line"]
 def trial_line(trial, metric: str | None = None, mode: str = "max") -> str:
     """A finished trial in one line: its name, epochs, and its best ``metric`` (if given and reported)."""
     res = trial.last_result or {}
-    text = f"{trial}: {res.get('training_iteration', 0)} epochs"
+    text = f"{trial}: {res.get(protocol.ITERATION, 0)} epochs"
     if metric and metric in res:
         text += f", last {metric} {float(res[metric]):.4g}"
         best = trial.metric_analysis.get(metric, {}).get(mode) if hasattr(trial, "metric_analysis") else None
