@@ -269,7 +269,9 @@ def test_tuner_reports_checkpoints_and_retries_from_the_checkpoint_exactly(ray_l
         df = result.metrics_dataframe
         for _, row in df.iterrows():
             assert row[METRIC] == reference[int(row[protocol.ITERATION]) - 1][METRIC]
-        assert (protocol.X_PRIME_PREFIX + "lr" in df.columns) == warm
+        if 1 in set(df[protocol.ITERATION]):  # under load Tune's progress file can restart at the restore (seen in CI)
+            assert (protocol.X_PRIME_PREFIX + "lr" in df.columns) == warm
+        assert set(df[protocol.ITERATION]) >= {3, 4}
         # the ledger came back with the checkpoint: the warm-start stays charged in epoch units
         assert (last[protocol.TRIAL_EPOCH_EQUIV] > 4.0) if warm else (last[protocol.TRIAL_EPOCH_EQUIV] == 4.0)
         if warm:
