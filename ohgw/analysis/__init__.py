@@ -7,9 +7,11 @@ validates an experiment (schema version 2; the search space the run recorded), :
 T@tau, :mod:`.stats` the paired tests, :mod:`.configs` what happens to configs (in the run's search
 coordinates), :mod:`.summary` gathers every number and the criteria, :mod:`.text` and :mod:`.report` show them.
 
->>> from ohgw.analysis import analyze, format_tables  # doctest: +SKIP
->>> summary = analyze("results/", tau=0.9)            # doctest: +SKIP
->>> print(format_tables(summary))                     # doctest: +SKIP
+Use (on a results directory the harness wrote)::
+
+    from ohgw.analysis import analyze, format_tables
+    summary = analyze("results/", tau=0.9)
+    print(format_tables(summary))
 """
 
 from __future__ import annotations
