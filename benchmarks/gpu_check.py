@@ -6,9 +6,14 @@
 It needs only torch and this project's code (no Ray anywhere in its imports), and drives the trainables
 through :class:`trainables.scaffold.Trial` / :func:`trainables.scaffold.run_epochs`, as a study's trial
 does. Each stage runs in its own process with its own time limit (:data:`STAGES`), so one that hangs or
-crashes is reported as such and the others still run:
+crashes is reported as such and the others still run (a hung one is killed with every process it started).
+On CUDA each stage is a fresh interpreter (a process that has used CUDA cannot be forked, and a hung CUDA
+call is only safely ended with its process). On the CPU each stage is forked from the driver, which has
+imported torch, ``torch._dynamo`` (the first ``torch.optim`` optimizer imports it), the trainables and
+pytest once and has run no torch operation: the quick check then pays those imports once, not once per stage.
 
-1. ``gpu_tests``: ``pytest -m gpu tests/test_gpu.py`` (on a machine without CUDA: none run, one line says so);
+1. ``gpu_tests``: ``pytest -m gpu tests/test_gpu.py``, in the stage's process (on a machine without CUDA:
+   none run, one line says so);
 2. ``p2``: ResNet-20 epoch on a CIFAR-shaped synthetic set (50,000 images of 3×32×32, batch 128; the
    second of two epochs is timed, training only). First a plain PyTorch loop (``DataLoader`` over
    host tensors, per-image crop and flip, fp32, NCHW), then the trainable's own path, one effect at a time:
@@ -32,8 +37,6 @@ import argparse
 import json
 import math
 import os
-import platform
-import shlex
 import signal
 import subprocess
 import sys
@@ -65,10 +68,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
             "linear_byol_steps_per_s"),
 }
 # sizes: full (the issue's) and --quick (seconds on a CPU)
+# (quick: one training step per epoch, so every measured pass runs the code path once)
 SIZES = {
     False: {"p2_images": 50_000, "eval_images": 512, "batch": 128, "workers": 4, "pack_images": 10_000,
             "pack_n": (1, 2, 4, 8), "ssl_steps": 50, "jepa_sequences": 2048},
-    True: {"p2_images": 16, "eval_images": 16, "batch": 8, "workers": 0, "pack_images": 16, "pack_n": (1, 2),
+    True: {"p2_images": 4, "eval_images": 4, "batch": 4, "workers": 0, "pack_images": 4, "pack_n": (1, 2),
            "ssl_steps": 1, "jepa_sequences": 32},
 }
 GOALS = {"p2_epoch_s": 0.75, "packing_speedup_8": 4.0, "p3_pct": 1.0}
@@ -154,21 +158,34 @@ def _sync(device) -> None:
 
 # ---- the stages (each returns its record's fields) ----------------------------------------------------------
 def stage_gpu_tests(device: str, quick: bool) -> dict:
-    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
-           str(ROOT / "tests" / "test_gpu.py")]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
-    last = lines[-1] if lines else (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+    """``pytest -m gpu tests/test_gpu.py`` in this (the stage's own) process; its console text is parsed."""
+    import contextlib
+    import io
+    import re
+
+    import pytest
+
+    args = ["-m", "gpu", "-q", "-o", "addopts=", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+            str(ROOT / "tests" / "test_gpu.py")]
+    text = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(text):
+            code = int(pytest.main(args))
+    finally:
+        os.chdir(cwd)
+    out = text.getvalue()
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    last = lines[-1] if lines else "(no output)"
 
     def count(word: str) -> int:
-        import re
-
-        m = re.search(rf"(\d+) {word}", done.stdout)
+        m = re.search(rf"(\d+) {word}", out)
         return int(m.group(1)) if m else 0
 
     not_run = [ln for ln in lines if "GPU tests not run" in ln]
-    if done.returncode not in (0, 1, 5):  # 5: no test ran (all deselected, no CUDA)
-        raise RuntimeError(f"pytest exit status {done.returncode}: {last}")
+    if code not in (0, 1, 5):  # 5: no test ran (all deselected, no CUDA)
+        raise RuntimeError(f"pytest exit status {code}: {last}")
     return {"passed": count("passed"), "failed": count("failed") + count("error"),
             "not_run": int(not_run[0].split()[0]) if not_run else 0, "summary": "; ".join([*not_run, last])}
 
@@ -221,8 +238,11 @@ def stage_packing(device: str, quick: bool) -> dict:
     import multiprocessing as mp
 
     sz = SIZES[quick]
-    ctx = mp.get_context("forkserver")  # CUDA cannot be forked from a process that uses it; the server never does
-    ctx.set_forkserver_preload(["torch", "trainables.classification", "trainables.scaffold"])  # imported once
+    if torch_device_type(device) == "cpu":  # this process has imported everything and run no torch operation
+        ctx = mp.get_context("fork")
+    else:  # CUDA cannot be forked from a process that uses it; the server never does
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["torch", "trainables.classification", "trainables.scaffold"])  # imported once
     rates, speedups, mems = [], [], []
     for n in sz["pack_n"]:
         barrier, queue = ctx.Barrier(n), ctx.Queue()
@@ -301,41 +321,105 @@ STAGE_FUNCTIONS = {"gpu_tests": stage_gpu_tests, "p2": stage_p2, "packing": stag
 
 
 # ---- the driver ---------------------------------------------------------------------------------------------
+def torch_device_type(device: str) -> str:
+    """``cpu`` or ``cuda`` of a resolved device name, without touching CUDA (a forked stage must not inherit it)."""
+    return device.split(":")[0]
+
+
 def header(argv: list[str]) -> str:
-    """The command line and the versions it ran with (the header every benchmark prints)."""
+    """The header every benchmark prints (:func:`benchmarks._machine.run_header`: the exact command line and
+    the versions), plus the CUDA that torch was built with."""
     import torch
 
+    from benchmarks._machine import run_header
+
+    return f"{run_header(__file__, argv)}, CUDA {torch.version.cuda or '-'}"
+
+
+def warm_imports() -> None:
+    """What the stages import, imported once in the driver before it forks them (CPU only; no torch operation)."""
+    import contextlib
+
+    import torch._dynamo  # noqa: F401  (the first torch.optim optimizer imports it: seconds)
+
+    import ohgw.warmstart  # noqa: F401
+    import trainables.classification  # noqa: F401
+    import trainables.jepa.run  # noqa: F401
+    import trainables.linear_byol.run  # noqa: F401
+    import trainables.scaffold  # noqa: F401
+    import trainables.ssl.run  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # the gpu_tests stage reports its absence itself
+        import pytest  # noqa: F401
+
+
+def _run_here(name: str, device: str, quick: bool, result: str) -> None:
+    """Run one stage in this process and write its fields to ``result`` (JSON)."""
+    if quick:
+        import torch
+
+        torch.set_num_threads(1)  # tiny sizes: threads only contend
+    fields = STAGE_FUNCTIONS[name](device, quick)
+    Path(result).write_text(json.dumps(fields))
+
+
+def _forked_stage(name: str, device: str, quick: bool, result: str, log: str) -> None:
+    """A forked stage: a session of its own (so a hang is killed with its children), its output to ``log``."""
+    os.setsid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 (Python's streams onto the log too)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    _run_here(name, device, quick, result)
+
+
+def _kill_group(pid: int) -> None:
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    cuda = torch.version.cuda or "-"
-    return (f"# command: {shlex.join(['python3', 'benchmarks/gpu_check.py', *argv])}\n"
-            f"# versions: python {platform.python_version()}, ohgw-tune {commit}, torch {torch.__version__}, "
-            f"CUDA {cuda}")
+        os.killpg(pid, signal.SIGKILL)  # the stage's session: its packed trials too
+    except ProcessLookupError:  # not yet its own group leader
+        os.kill(pid, signal.SIGKILL)
 
 
 def run_stage(name: str, device: str, quick: bool) -> dict:
-    """One stage in its own process, under its time limit: its record (status ok / failed / timeout)."""
+    """One stage in its own process, under its time limit: its record (status ok / failed / timeout).
+
+    On the CPU the process is forked from this one (:func:`warm_imports` done); on CUDA it is a fresh
+    interpreter. Either way it leads a session of its own, and a hung one is killed with all it started.
+    """
     limit = STAGES[name][quick]
     with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "stage.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--device", device,
-               "--stage-result", str(result), *(["--quick"] if quick else [])]
+        result, log = Path(tmp) / "stage.json", Path(tmp) / "stage.log"
         t0 = time.perf_counter()
-        # a session of its own: a hung stage is killed with everything it started (packed trials, pytest)
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        try:
-            _, err = proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            return {"status": "timeout", "wall_s": time.perf_counter() - t0, "limit_s": limit}
+        if torch_device_type(device) == "cpu":
+            import multiprocessing as mp
+
+            proc = mp.get_context("fork").Process(target=_forked_stage,
+                                                  args=(name, device, quick, str(result), str(log)))
+            proc.start()
+            proc.join(limit)
+            if proc.is_alive():
+                _kill_group(proc.pid)
+                proc.join()
+                return {"status": "timeout", "wall_s": time.perf_counter() - t0, "limit_s": limit}
+            code, err = proc.exitcode, log.read_text(errors="replace") if log.is_file() else ""
+        else:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--device", device,
+                   "--stage-result", str(result), *(["--quick"] if quick else [])]
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+            try:
+                _, err = proc.communicate(timeout=limit)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                proc.communicate()
+                return {"status": "timeout", "wall_s": time.perf_counter() - t0, "limit_s": limit}
+            code = proc.returncode
         wall = time.perf_counter() - t0
-        if proc.returncode != 0 or not result.is_file():
-            last = (err.strip().splitlines() or ["(no output)"])[-1]
+        if code != 0 or not result.is_file():
+            last = (err.strip().splitlines() or [f"exit status {code}, no output"])[-1]
             return {"status": "failed", "error": last, "wall_s": wall, "limit_s": limit}
         return {"status": "ok", **json.loads(result.read_text()), "wall_s": wall, "limit_s": limit}
 
@@ -392,13 +476,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.stage:  # inside a stage's own process
-        if args.quick:
-            import torch
-
-            torch.set_num_threads(1)  # tiny sizes: threads only contend
-        fields = STAGE_FUNCTIONS[args.stage](args.device, args.quick)
-        Path(args.stage_result).write_text(json.dumps(fields))
+    if args.stage:  # inside a stage's own process (CUDA)
+        _run_here(args.stage, args.device, args.quick, args.stage_result)
         return 0
     import torch
 
@@ -417,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     head = header(argv)
     print(head, flush=True)
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else ""
+    if torch_device_type(device) == "cpu":
+        warm_imports()
     record = {"command": head.splitlines()[0][len("# command: "):], "versions": head.splitlines()[1][len("# versions: "):],
               "device": device, "gpu_name": gpu, "quick": args.quick,
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "goals": GOALS, "stages": {}}

@@ -1,7 +1,9 @@
 """``benchmarks/gpu_check.py`` on the CPU at tiny sizes (``--device cpu --quick``): the prepared device check
 cannot rot. It runs every stage through the same code as on a GPU, without Ray anywhere in its imports
 (``ray`` is made unimportable for it and for every process it starts), and its JSON holds every field;
-``--device cuda`` without CUDA is one line and exit status 2, writing nothing.
+``--device cuda`` without CUDA is one line and exit status 2, writing nothing. A stage that hangs is killed at
+its limit with every process it started, and one that fails is reported with its error line (the CPU stages
+are forked from the driver: :func:`run_stage` here forks this process).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,7 +71,8 @@ def test_the_quick_check_runs_every_stage_without_ray_and_writes_every_field(qui
         assert tests["passed"] == 0 and tests["not_run"] >= 10 and "GPU tests not run" in tests["summary"]
     md = (out / "gpu_check.md").read_text()
     assert "| p2 | device_bf16_cl_deterministic_s |" in md and "| packing | speedup_vs_1 |" in md
-    assert done.stdout.startswith("# command: python3 benchmarks/gpu_check.py --device cpu --quick")
+    assert done.stdout.startswith(f"# command: python {SCRIPT} --device cpu --quick --out ")  # benchmarks/_machine
+    assert done.stdout.splitlines()[1].startswith("# versions: python ") and f"torch {torch.__version__.split('+')[0]}" in done.stdout
     assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.md"]  # nothing else left
 
 
@@ -78,3 +82,42 @@ def test_cuda_without_cuda_is_one_line_and_writes_nothing(tmp_path):
     assert done.stderr.strip() == ("gpu_check.py: error: device 'cuda' asked for, but CUDA is not available here "
                                    "(CUDA_VISIBLE_DEVICES=)")
     assert not (tmp_path / "out").exists()
+
+
+def _hang(device: str, quick: bool) -> dict:
+    child = subprocess.Popen(["sleep", "120"])  # a process the stage started (as packing and pytest do)
+    Path(os.environ["HANG_PID_FILE"]).write_text(str(child.pid))
+    time.sleep(120)
+    return {}
+
+
+def _fail(device: str, quick: bool) -> dict:
+    raise ValueError("stage broke on purpose")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # killed, not yet reaped by init
+
+
+def test_a_hung_stage_is_killed_at_its_limit_with_its_children_and_a_failed_one_names_its_error(tmp_path,
+                                                                                                  monkeypatch):
+    mod = _gpu_check_module()
+    monkeypatch.setitem(mod.STAGES, "hang", (2, 2))
+    monkeypatch.setitem(mod.STAGES, "fail", (30, 30))
+    monkeypatch.setitem(mod.STAGE_FUNCTIONS, "hang", _hang)
+    monkeypatch.setitem(mod.STAGE_FUNCTIONS, "fail", _fail)
+    monkeypatch.setenv("HANG_PID_FILE", str(tmp_path / "pid"))
+    hung = mod.run_stage("hang", "cpu", False)
+    assert hung["status"] == "timeout" and hung["limit_s"] == 2 and 2 <= hung["wall_s"] < 30, hung
+    pid = int((tmp_path / "pid").read_text())
+    for _ in range(50):  # SIGKILL is delivered at once; init reaps the orphan soon after
+        if _gone(pid):
+            break
+        time.sleep(0.1)
+    assert _gone(pid), f"the hung stage's child {pid} survived"
+    failed = mod.run_stage("fail", "cpu", False)
+    assert failed["status"] == "failed" and failed["error"] == "ValueError: stage broke on purpose", failed
