@@ -8,8 +8,9 @@ from ohgw.studies.study import ExperimentConfig
 
 from harness_trainables import curve_trainable
 
-if __name__ == "__main__":
-    out = sys.argv[1]
+
+def experiment(out) -> tuple:
+    """run_experiment's positional arguments: 2 methods x 2 seeds of the curve trainable, into ``out``."""
     cfg = ExperimentConfig(
         experiment="interrupt-test",
         space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}),
@@ -18,4 +19,8 @@ if __name__ == "__main__":
         budget=8.0,
         tau=0.5,
     )
-    run_experiment(cfg, curve_trainable, ["asha", "hyperband"], [0, 1, 2], out, quiet=True, num_cpus=2)
+    return cfg, curve_trainable, ["asha", "hyperband"], [0, 1], out
+
+
+if __name__ == "__main__":
+    run_experiment(*experiment(sys.argv[1]), quiet=True, num_cpus=2)
