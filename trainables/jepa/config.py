@@ -36,6 +36,7 @@ from trainables.config_keys import suggestion
 from .world import WORLD_TYPES, WorldSpec
 
 MODEL_TYPES = ("VICReg", "SimCLR", "RSSM")
+PRECISIONS = ("auto", "fp32", "bf16")
 OPTIMIZERS = ("adamw", "sgd")
 PREDICTORS = ("mlp", "gru")
 MAX_HORIZON = 16  # the world's 17 frames give 16 predictions
@@ -70,6 +71,7 @@ COMMON: dict[str, Any] = {
     "eval_rollout": True,  # also probe the open-loop rollout (RMSE vs horizon)
     protocol.SEED_KEY: 0,  # model init, batch order, teacher-forcing and reparameterisation draws
     "device": "auto",  # "auto" (CUDA if visible) | "cpu" | "cuda[:N]"
+    "precision": "auto",  # bf16 autocast of the conv nets: "auto" (bf16 on CUDA, fp32 on CPU) | "fp32" | "bf16"
     "output_path": None,  # train.py only: the folder the models are saved in (seed 004's meaning; None: not saved)
     "metrics_path": None,  # train.py only: the per-epoch Parquet file (None: <output_path>/metrics.parquet or
     #                        jepa_<model>.parquet); the trainable ignores both
@@ -131,6 +133,8 @@ HELP: dict[str, str] = {
     "seed": "model init, batch order, teacher-forcing and reparameterisation draws [integer >= 0]",
     "device": "where it trains [auto (CUDA if visible) | cpu | cuda[:N]]",
     "deterministic": "deterministic kernels (CUDA) [true | false]",
+    "precision": "bf16 autocast of the conv nets (encoder; RSSM decoder); predictors, losses and the probe stay "
+                 "fp32 [auto (bf16 on CUDA) | fp32 | bf16]",
     "output_path": "train.py: the folder the encoders are saved in, best/ and last/ (seed 004) [path; none: not saved]",
     "metrics_path": "train.py: the per-epoch Parquet file [path; none: <output_path>/metrics.parquet, "
                     "else jepa_<model>.parquet]",
@@ -181,6 +185,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     cfg = {**defaults, **dict(config)}
     checks.choice(cfg, "dataset_type", WORLD_TYPES)
     checks.choice(cfg, "optimizer", OPTIMIZERS)
+    checks.choice(cfg, "precision", PRECISIONS)
     if cfg["probe_ridge"] != "cv":
         cfg["probe_ridge"] = checks.number(cfg, "probe_ridge", 0.0)
     for name in ("dataset_noise", "dataset_static_noise", "wd", "grad_clip", "collapse_rank", "collapse_std"):

@@ -17,6 +17,15 @@
 
 Every random draw (teacher-forcing mask, reparameterisation noise) is an argument, so the
 hyper-gradient's train loss is a deterministic function of the parameters.
+
+**bf16** (``bf16=True``, the run's ``precision``): the conv nets, where the compute is (MeNet5 on every
+frame, the RSSM's decoder), run under bf16 autocast and return float32; the predictors, the RSSM's
+recurrent state and every loss stay float32. Float64 inputs (the tests' references) are never cast.
+
+>>> enc = MeNet5(8, bf16=True)
+>>> x = torch.rand(2, 1, 28, 28)
+>>> enc(x).dtype, enc.double()(x.double()).dtype
+(torch.float32, torch.float64)
 """
 
 from __future__ import annotations
@@ -28,11 +37,21 @@ from torch import nn
 ACTION_DIM = 2
 
 
-class MeNet5(nn.Module):
-    """LeNet-5-style encoder: [N, 1, 28, 28] → [N, ``embedding_dim``]."""
+def _bf16(net: nn.Module, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """``net(x)``, under bf16 autocast if ``bf16``, in ``x``'s dtype."""
+    if not bf16:
+        return net(x)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        out = net(x)
+    return out.to(x.dtype)
 
-    def __init__(self, embedding_dim: int = 512, width: int = 1) -> None:
+
+class MeNet5(nn.Module):
+    """LeNet-5-style encoder: [N, 1, 28, 28] → [N, ``embedding_dim``] (under bf16 autocast if ``bf16``)."""
+
+    def __init__(self, embedding_dim: int = 512, width: int = 1, bf16: bool = False) -> None:
         super().__init__()
+        self.bf16 = bf16
         c1, c2 = 16 * width, 32 * width
         self.features = nn.Sequential(
             nn.Conv2d(1, c1, 5, stride=2, padding=2), nn.ReLU(), nn.BatchNorm2d(c1),
@@ -43,6 +62,9 @@ class MeNet5(nn.Module):
         self.fc = nn.Linear(9 * c2, embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _bf16(self._forward, x, self.bf16)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).flatten(1))
 
 
@@ -90,9 +112,10 @@ def rollout(step, z: torch.Tensor, actions: torch.Tensor, horizon: int,
 class JEPA(nn.Module):
     """Encoder + action-conditioned predictor. ``forward`` → (z [B, T, D], ẑ [B, T−1, D])."""
 
-    def __init__(self, embedding_dim: int = 512, width: int = 1, predictor: str = "mlp", hidden: int = 512) -> None:
+    def __init__(self, embedding_dim: int = 512, width: int = 1, predictor: str = "mlp", hidden: int = 512,
+                 bf16: bool = False) -> None:  # fmt: skip
         super().__init__()
-        self.encoder = MeNet5(embedding_dim, width)
+        self.encoder = MeNet5(embedding_dim, width, bf16)
         self.predictor = PREDICTORS[predictor](embedding_dim, hidden)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -111,10 +134,11 @@ class JEPA(nn.Module):
 
 
 class Decoder(nn.Module):
-    """[N, in_dim] → [N, 1, 28, 28]: linear to 32×7×7, two stride-2 transposed convs."""
+    """[N, in_dim] → [N, 1, 28, 28]: linear to 32×7×7, two stride-2 transposed convs (bf16 autocast if ``bf16``)."""
 
-    def __init__(self, in_dim: int, width: int = 1) -> None:
+    def __init__(self, in_dim: int, width: int = 1, bf16: bool = False) -> None:
         super().__init__()
+        self.bf16 = bf16
         c1, c2 = 32 * width, 16 * width
         self.c1 = c1
         self.fc = nn.Linear(in_dim, c1 * 49)
@@ -122,6 +146,9 @@ class Decoder(nn.Module):
                                  nn.ConvTranspose2d(c2, 1, 4, stride=2, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _bf16(self._forward, x, self.bf16)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.fc(x).view(-1, self.c1, 7, 7))
 
 
@@ -138,15 +165,15 @@ class RSSM(nn.Module):
     """PlaNet's recurrent state-space model on MeNet5 embeddings with a conv decoder."""
 
     def __init__(self, embedding_dim: int = 512, width: int = 1, det_dim: int = 200, stoch_dim: int = 30,
-                 hidden: int = 200, min_std: float = 0.1) -> None:  # fmt: skip
+                 hidden: int = 200, min_std: float = 0.1, bf16: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.det_dim, self.stoch_dim, self.min_std = det_dim, stoch_dim, min_std
-        self.encoder = MeNet5(embedding_dim, width)
+        self.encoder = MeNet5(embedding_dim, width, bf16)
         self.cell = nn.GRUCell(stoch_dim + ACTION_DIM, det_dim)
         self.prior = nn.Sequential(nn.Linear(det_dim, hidden), nn.ELU(), nn.Linear(hidden, 2 * stoch_dim))
         self.posterior = nn.Sequential(nn.Linear(det_dim + embedding_dim, hidden), nn.ELU(),
                                        nn.Linear(hidden, 2 * stoch_dim))
-        self.decoder = Decoder(det_dim + stoch_dim, width)
+        self.decoder = Decoder(det_dim + stoch_dim, width, bf16)
 
     def _gauss(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw = out.chunk(2, dim=-1)

@@ -10,7 +10,9 @@ the rest (restore, one report + checkpoint per epoch, costs, the divergence and 
 Training: AdamW (β₁ = ``momentum``, β₂ = 0.999, decoupled wd) or SGD (momentum, coupled wd) at a
 constant ``lr``; ``dataset_size // batch_size`` steps per epoch in a seeded random order; each
 step draws its teacher-forcing mask / reparameterisation noise whatever the config (twins with one
-seed see the same stream).
+seed see the same stream). ``precision`` (``auto``: bf16 on CUDA, fp32 on the CPU) puts the conv nets
+under bf16 autocast wherever the model runs (training, the warm-start's lookahead, evaluation); the
+predictors, the losses and the ridge probe stay fp32 (:mod:`~trainables.jepa.models`).
 
 Warm-start (the config's OHGW instruction, :mod:`ohgw.warmstart`): before the first epoch, on the
 freshly initialised model, one training batch and one held-out batch of the probe set
@@ -67,18 +69,25 @@ CHECKPOINT_FILE = "jepa_state.pt"
 STEPS = 17
 
 
-def build_model(cfg: Mapping[str, Any]) -> torch.nn.Module:
-    """The model of a resolved config (initialised from the global torch stream)."""
+def build_model(cfg: Mapping[str, Any], bf16: bool = False) -> torch.nn.Module:
+    """The model of a resolved config (initialised from the global torch stream); ``bf16``: its conv nets
+    under bf16 autocast (:mod:`~trainables.jepa.models`)."""
     if cfg["model_type"] == "RSSM":
-        return RSSM(cfg["embedding_dim"], cfg["width"], cfg["det_dim"], cfg["stoch_dim"], cfg["rssm_hidden"])
-    return JEPA(cfg["embedding_dim"], cfg["width"], cfg["predictor"], cfg["predictor_hidden"])
+        return RSSM(cfg["embedding_dim"], cfg["width"], cfg["det_dim"], cfg["stoch_dim"], cfg["rssm_hidden"],
+                    bf16=bf16)
+    return JEPA(cfg["embedding_dim"], cfg["width"], cfg["predictor"], cfg["predictor_hidden"], bf16=bf16)
+
+
+def uses_bf16(cfg: Mapping[str, Any], device: torch.device) -> bool:
+    """Whether a resolved config's run autocasts to bf16 on ``device`` (``precision`` auto: on CUDA only)."""
+    return cfg["precision"] == "bf16" or (cfg["precision"] == "auto" and device.type == "cuda")
 
 
 def initial_model(cfg: Mapping[str, Any], device) -> torch.nn.Module:
     """The model exactly as a run with this config's seed initialises it; the global stream is left alone."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg[protocol.SEED_KEY])
-        return build_model(cfg).to(device)
+        return build_model(cfg, uses_bf16(cfg, torch.device(device))).to(device)
 
 
 def step_keys(prefix: str, first: int, count: int) -> list[str]:
@@ -98,7 +107,8 @@ class JepaRun:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
-        self.model = build_model(cfg).to(self.device)
+        self.bf16 = uses_bf16(cfg, self.device)
+        self.model = build_model(cfg, self.bf16).to(self.device)
         self.generator = torch.Generator().manual_seed(seed)  # batch order and draws, on the CPU
         self.hp = {k: cfg[k] for k in CONTINUOUS[cfg["model_type"]]}
         self.epoch = 0
