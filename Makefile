@@ -21,6 +21,7 @@ run: install
 test: install
 	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_prometheus.sh
+	bash scripts/ensure_slurm.sh
 	PYTHON=$(PY) bash scripts/ensure_lint_tools.sh
 	PYTHONFAULTHANDLER=1 $(PY) -m pytest -q
 

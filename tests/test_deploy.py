@@ -86,6 +86,7 @@ if [[ "$1" == --ip-address ]]; then echo "{HEAD_IP}"; else echo "${{STUB_HOST:-l
     "nvidia-smi": "#!/usr/bin/env bash\nexit 1\n",
     # the experiment's python: record the call; sleep when asked (to be cancelled)
     "fakepython": """#!/usr/bin/env bash
+if [[ "$1" == */wait-for-nodes.py ]]; then exec sleep "$4"; fi  # the join wait: OHGW_JOIN_WAIT_S, slept
 echo "python RAY_ADDRESS=${RAY_ADDRESS-unset} $*" >> "$STUB_LOG"
 exec sleep "${STUB_SLEEP:-0}"
 """,

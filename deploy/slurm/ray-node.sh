@@ -6,7 +6,8 @@
 #   ray-node.sh worker <ip:port>    every other node: GPU groups joined to the head
 #
 # Environment: OHGW_GPUS_PER_GROUP (default 1; must divide the node's GPUs), OHGW_CPUS_PER_GROUP
-# (default: the task's CPUs / groups), RAY_AUTH_MODE / RAY_AUTH_TOKEN_PATH (token auth, on by default).
+# (default: the task's CPUs / groups), OHGW_RAY_DASHBOARD (true|false, default true: the head's dashboard,
+# on loopback), OHGW_RAY_STOP_GRACE_S (`ray stop --grace-period`, default 30), RAY_AUTH_MODE / RAY_AUTH_TOKEN_PATH (token auth, on by default), RAY_TMPDIR (Ray's temp dir).
 # GPUs: SLURM's CUDA_VISIBLE_DEVICES (or nvidia-smi) lists this task's GPUs; groups take them in order.
 set -euo pipefail
 
@@ -17,6 +18,11 @@ address="$2"
 [[ "$role" == head || "$role" == worker ]] || usage
 [[ "$address" =~ ^[^:]+:[0-9]+$ ]] || { echo "ray-node.sh: error: address must be <ip>:<port>, got '$address'" >&2; exit 2; }
 port="${address##*:}"
+command -v ray >/dev/null 2>&1 || {
+    echo "ray-node.sh: error: ray is not on PATH on $(hostname -s) (submit from the environment that has Ray)" >&2; exit 2; }
+dashboard="${OHGW_RAY_DASHBOARD:-true}"
+[[ "$dashboard" == true || "$dashboard" == false ]] || {
+    echo "ray-node.sh: error: OHGW_RAY_DASHBOARD must be true or false, got '$dashboard'" >&2; exit 2; }
 
 per_group="${OHGW_GPUS_PER_GROUP:-1}"
 [[ "$per_group" =~ ^[1-9][0-9]*$ ]] || {
@@ -40,14 +46,19 @@ host=$(hostname -s)
 stop() {
     if [[ -n "${sleeper:-}" ]]; then kill "$sleeper" 2>/dev/null || true; fi
     echo "ray-node.sh: stopping Ray on $host"
-    ray stop --grace-period 30 || true
+    local status=0
+    ray stop --grace-period "${OHGW_RAY_STOP_GRACE_S:-30}" || status=$?
+    echo "ray-node.sh: ray stop on $host: exit $status"
     exit 0
 }
 trap stop TERM INT
 
+node_ip=()
 if [[ "$role" == head ]]; then  # the head itself takes no trials: studies go to the labelled groups
-    ray start --head --port="$port" --num-cpus=0 --num-gpus=0 --dashboard-host=127.0.0.1 \
-        --include-dashboard=true --metrics-export-port=8080
+    # the head's own nodes use the address the others join (no guess by an outbound probe)
+    node_ip=(--node-ip-address="${address%:*}")
+    ray start --head --port="$port" "${node_ip[@]}" --num-cpus=0 --num-gpus=0 --dashboard-host=127.0.0.1 \
+        --include-dashboard="$dashboard" --metrics-export-port=8080
 fi
 for (( k = 0; k < groups; k++ )); do
     if (( n_gpus > 0 )); then
@@ -57,11 +68,11 @@ for (( k = 0; k < groups; k++ )); do
         devices=""
         label="ohgw-group=${host}-cpu"
     fi
-    CUDA_VISIBLE_DEVICES="$devices" ray start --address="$address" --num-gpus=$(( n_gpus > 0 ? per_group : 0 )) \
+    CUDA_VISIBLE_DEVICES="$devices" ray start --address="$address" "${node_ip[@]}" --num-gpus=$(( n_gpus > 0 ? per_group : 0 )) \
         --num-cpus="$cpus" --labels="$label" --metrics-export-port=$(( 8081 + k )) \
         --dashboard-agent-listen-port=$(( 52366 + k ))
 done
-echo "ray-node.sh: $host up ($role, $groups group(s) of $per_group GPU(s))"
+echo "ray-node.sh: $host up ($role, $groups group(s) of $(( n_gpus > 0 ? per_group : 0 )) GPU(s))"
 while true; do
     sleep 3600 &
     sleeper=$!
