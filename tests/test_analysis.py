@@ -260,6 +260,25 @@ def test_cli_warns_and_exits_zero_when_tau_is_never_reached(tmp_path, capsys):
     assert "analyze: error: experiment 'nope': not in results_dir" in capsys.readouterr().err
 
 
+def test_cli_console_is_the_headline_tables_and_verbose_prints_every_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))  # no PDF/PNG: seconds, not a minute
+    spec = importlib.util.spec_from_file_location("analyze_cli", ROOT / "experiments" / "analyze.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    _hand(tmp_path / "r")
+    assert cli.main([str(tmp_path / "r"), "--out", str(tmp_path / "a")]) == 0
+    brief = capsys.readouterr().out
+    tables = (tmp_path / "a" / "tables.txt").read_text()
+    assert "Paired T@tau" in brief and "Final scores" not in brief  # a non-headline table: only in the file
+    assert "Final scores" in tables and "tables.txt" in brief and f"report: {tmp_path / 'a' / 'report.html'}" in brief
+    assert len(brief.splitlines()) < len(tables.splitlines()) and len(brief.splitlines()) <= 80
+    assert cli.main([str(tmp_path / "r"), "--out", str(tmp_path / "b"), "--verbose"]) == 0
+    verbose = capsys.readouterr().out
+    assert verbose.startswith(tables) and "Final scores" in verbose
+    with pytest.raises(SystemExit):  # one or the other
+        cli.main([str(tmp_path / "r"), "--quiet", "--verbose"])
+
+
 def test_module_doctests():
     import ohgw.analysis.configs as m1
     import ohgw.analysis.load as m2
