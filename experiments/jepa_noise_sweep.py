@@ -92,6 +92,7 @@ def parse_args(argv=None):
 
 def check(args) -> tuple[list[str], list[str], list[float], dict]:
     """Validated (models, noise types, coefficients, base config); ValueError naming the bad value."""
+    from trainables import checks
     from trainables.jepa import MODEL_TYPES, load_overrides, resolve_config
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -111,8 +112,12 @@ def check(args) -> tuple[list[str], list[str], list[float], dict]:
             raise ValueError(f"--coeffs: a noise coefficient must be >= 0, got {c}")
     if args.samples < 1 or args.max_t < 1 or args.cpus < 1:
         raise ValueError("--samples, --max-t and --cpus must be >= 1")
-    base = {**(SMOKE["base"] if args.smoke else {}), **load_overrides((), args.values), "optimizer": args.optimizer,
-            "device": "cpu", "max_t": args.max_t}
+    values = load_overrides((), args.values)
+    if values.get("device", "cpu") != "cpu":  # trials get 1 CPU and no GPU each
+        raise ValueError(f"--values device={values['device']}: this sweep trains every trial on the CPU")
+    base = {**(SMOKE["base"] if args.smoke else {}), **values, "optimizer": args.optimizer, "device": "cpu",
+            "max_t": args.max_t}
+    checks.deterministic(base)
     for m in models:
         for k in kinds:
             resolve_config({**base, "model_type": m, **NOISE_TYPES[k](coeffs[0] if coeffs else 0.0)})

@@ -75,6 +75,8 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
     p.add_argument("--gpus-per-trial", type=float, help="fraction of a GPU per trial, e.g. 0.25")
     p.add_argument("--data-dir", help="cifar10: folder holding cifar-10-batches-py")
     p.add_argument("--download", action="store_true", help="cifar10: download into --data-dir if missing")
+    p.add_argument("--device", help="where every trial trains: auto (CUDA if visible), cpu or cuda[:N] "
+                                    "(default: the preset's); CUDA is checked here unless --address")
     p.add_argument("--deterministic", choices=("true", "false"),
                    help="deterministic CUDA kernels in every trial (default true: twins stay bit-identical on GPUs; "
                         "false: faster, pairs approximate)")
@@ -140,6 +142,8 @@ def config_from_args(args: argparse.Namespace, script: str,
         base["download"] = True
     if args.deterministic is not None:
         base[protocol.DETERMINISTIC_KEY] = args.deterministic == "true"
+    if args.device is not None:
+        base[protocol.DEVICE] = args.device
     check_trial_device(base, local=not args.address)
     if workload.check_base_config is not None:
         workload.check_base_config(base)
