@@ -1,5 +1,5 @@
 """The bad-input matrix of issue 20: in every entry point, CUDA asked for on a machine without it, and a
-``deterministic`` value that is not a boolean, are one line of output and a non-zero exit, with nothing written.
+``deterministic`` value that is not a boolean, are one line of output and exit status 2, with nothing written.
 
 Every script in ``experiments/``, every family CLI (``python -m trainables.<family>...``) and every benchmark
 with a ``--device`` flag is run in this process (``runpy``, as ``python`` runs it; argument checks only: each
@@ -100,17 +100,17 @@ def test_an_entry_point_without_device_input_offers_neither_setting(entry, no_cu
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
-def test_cuda_without_cuda_is_one_line_and_a_nonzero_exit(entry, no_cuda, capsys):
+def test_cuda_without_cuda_is_one_line_and_exit_status_2(entry, no_cuda, capsys):
     code, text = _run(entry, ENTRY_POINTS[entry][0], capsys)
     lines = text.strip().splitlines()
     needle = CUDA_REFUSAL.get(entry, "CUDA is not available")
-    assert code != 0 and len(lines) == 1 and needle in lines[0], (code, text[-1500:])
+    assert code == 2 and len(lines) == 1 and needle in lines[0], (code, text[-1500:])
     assert list(no_cuda.iterdir()) == []
 
 
 @pytest.mark.parametrize("entry", sorted(e for e, (_, det) in ENTRY_POINTS.items() if det))
-def test_a_non_boolean_deterministic_is_one_line_and_a_nonzero_exit(entry, no_cuda, capsys):
+def test_a_non_boolean_deterministic_is_one_line_and_exit_status_2(entry, no_cuda, capsys):
     code, text = _run(entry, ENTRY_POINTS[entry][1], capsys)
     lines = text.strip().splitlines()
-    assert code != 0 and len(lines) == 1 and "deterministic" in lines[0] and "maybe" in lines[0], (code, text[-1500:])
+    assert code == 2 and len(lines) == 1 and "deterministic" in lines[0] and "maybe" in lines[0], (code, text[-1500:])
     assert list(no_cuda.iterdir()) == []
