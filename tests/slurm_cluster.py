@@ -354,8 +354,22 @@ def _install_handlers() -> None:
         signal.signal(sig, handler)
 
 
+def default_root() -> Path:
+    """``/tmp/ohgw-slurm-<pid>``: a root that :func:`remove_stale` recognises once this process is gone."""
+    return Path(f"/tmp/ohgw-slurm-{os.getpid()}")
+
+
 def remove_stale() -> None:
-    """Delete the namespaces (and kill the processes) that a SIGKILLed run of this helper left behind."""
+    """Delete what a SIGKILLed run of this helper left behind: its namespaces and their processes, its munged
+    and its :func:`default_root` folder."""
+    for root in Path("/tmp").glob("ohgw-slurm-*"):
+        pid = root.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError, ValueError, ProcessLookupError):
+                munged = int((root / "munge" / "munged.pid").read_text().strip())
+                if Path(f"/proc/{munged}/comm").read_text().strip() == "munged":
+                    os.kill(munged, signal.SIGKILL)
+            shutil.rmtree(root, ignore_errors=True)
     for line in _run("ip", "netns", "list").stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
         pid = name[len(PREFIX):].split("-")[0]
