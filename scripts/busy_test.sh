@@ -11,6 +11,8 @@
 # waits for at start-up: trials then crawl (a 30 s test takes over 10 minutes) and the raylet gives up
 # waiting for its agent ("Timed out waiting for file .../metrics_agent_port"). Measured here: beside 4
 # busy loops of its own session a niceness-15 loop got 0.02 CPU-s in 8 s, its niceness-0 peers 0.7 each.
+# Where the kernel does not group sessions (/proc/sys/kernel/sched_autogroup_enabled 0, or a container
+# with a cpu cgroup of its own), the load shares the suite's group and starves Ray's workers again.
 #
 # Every busy process is stopped when the suite ends, fails, or is interrupted (Ctrl-C, TERM): the
 # script kills the load's process group, its own child, by id; a busy process also stops by itself
