@@ -18,6 +18,7 @@ lists them with the harness's, and a bad value stops the script before any study
 import argparse
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 from ohgw.studies.cli import main
@@ -60,7 +61,14 @@ def distance_report(args, cfg, out: Path) -> int:
         if args.sweep_dir is None and not any(sweep_dir.glob("*.parquet")):
             configs = grid(base, (1e-3, 1.0, args.sweep_steps), (1e-3, 1.0, args.sweep_steps), [base["batch_size"]],
                            [0])
-            run_sweep(configs, str(sweep_dir), backend="local")
+            # the harness's bar is the run's one bar: the sweep says what it does in a line before and after
+            say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+            runs = f"{len(configs)} run{'s' if len(configs) != 1 else ''}"
+            say(f"reference sweep: {runs} ({args.sweep_steps} x {args.sweep_steps} grid, one seed, "
+                f"{cfg.max_t} epochs each) into {sweep_dir} ...")
+            t0 = time.time()
+            run_sweep(configs, str(sweep_dir), backend="local", quiet=True)
+            say(f"reference sweep: {runs} done in {time.time() - t0:.0f} s")
         print(write_report(out, sweep_dir, base, args.regime_c, experiment=cfg.experiment))
     except ValueError as e:
         print(f"{SCRIPT}.py: error: {e}", file=sys.stderr)

@@ -27,6 +27,7 @@ MAX_LINES = 80
 TABLE = re.compile(r"Trial status|Trial name|╭|│")
 LOG_LINE = re.compile(r"Ray/Tune log in (\S+\.log)|Ray/Tune log: (\S+\.log)|log(?: file)?:? (\S+\.log)")
 TUNE_DIRS = ("_tune", "tune")
+BAR = re.compile(r"^\s*([\w .-]+?):\s+\d+%\|")  # a tqdm bar's line: "studies:  50%|###  ..."
 
 LB_SWEEP = ["sweep", "--epochs", "2", "--log_every", "1", "--samples_per_epoch", "64", "--lr_pred_logspace", "1e-2",
             "1e-1", "1", "--tau_logspace", "1e-1", "1", "1"]  # one run
@@ -43,6 +44,12 @@ SCRIPTS = {
                           "--max-t", "1"], "--out"),
     "asha_vs_ohgw": ("script", "experiments/asha_vs_ohgw.py", HARNESS, "--out"),
     "linear_byol_ohgw": ("script", "experiments/linear_byol_ohgw.py", [*HARNESS[:-1], "--sweep_steps", "1"], "--out"),
+    # the other harness scripts: the same CLI (ohgw.studies.cli.main) on their own workloads and methods
+    "pasha_vs_ohgw": ("script", "experiments/pasha_vs_ohgw.py", HARNESS, "--out"),
+    "hyperband_vs_ohgw": ("script", "experiments/hyperband_vs_ohgw.py", HARNESS, "--out"),
+    "dyhpo_vs_ohgw": ("script", "experiments/dyhpo_vs_ohgw.py", HARNESS, "--out"),
+    "lcbench_vs_ohgw": ("script", "experiments/lcbench_vs_ohgw.py", HARNESS, "--out"),
+    "ssl_asha_vs_ohgw": ("script", "experiments/ssl_asha_vs_ohgw.py", [*HARNESS, "--method", "byol"], "--out"),
 }
 SLOW = {name for name in SCRIPTS if name != "linear_byol sweep"}
 
@@ -73,6 +80,8 @@ def test_script_console_is_short_names_its_log_and_leaves_no_tune_folder(name, r
     assert rc == 0, text[-3000:]
     assert len(lines) <= MAX_LINES, f"{len(lines)} console lines:\n{text}"
     assert not [ln for ln in lines if TABLE.search(ln)], text  # Tune's trial tables are in the log file
+    bars = {m.group(1) for m in map(BAR.match, re.split(r"[\r\n]", text)) if m}
+    assert len(bars) == 1, f"one progress bar, not {sorted(bars)}"
     logs = [next(g for g in m.groups() if g) for m in map(LOG_LINE.search, console.err.splitlines()[:5]) if m]
     assert logs and Path(logs[0]).is_file() and Path(logs[0]).stat().st_size > 0, text[:2000]
     left = [str(p.relative_to(out)) for p in out.rglob("*") if p.is_dir()
