@@ -86,7 +86,13 @@ if [[ "$1" == --ip-address ]]; then echo "{HEAD_IP}"; else echo "${{STUB_HOST:-l
     "nvidia-smi": "#!/usr/bin/env bash\nexit 1\n",
     # the experiment's python: record the call; sleep when asked (to be cancelled)
     "fakepython": """#!/usr/bin/env bash
-if [[ "$1" == */wait-for-nodes.py ]]; then exec sleep "$4"; fi  # the join wait: OHGW_JOIN_WAIT_S, slept
+if [[ "$1" == */wait-for-nodes.py ]]; then  # the join wait: until every node has started a labelled group
+    for _ in $(seq 300); do
+        (( $(grep -e '--labels=' "$STUB_LOG" | cut -d' ' -f1 | sort -u | wc -l) >= $3 )) && exit 0
+        sleep 0.1
+    done
+    exit 1
+fi
 echo "python RAY_ADDRESS=${RAY_ADDRESS-unset} $*" >> "$STUB_LOG"
 exec sleep "${STUB_SLEEP:-0}"
 """,

@@ -44,10 +44,15 @@ cpus="${OHGW_CPUS_PER_GROUP:-$(( n_cpus / groups > 0 ? n_cpus / groups : 1 ))}"
 host=$(hostname -s)
 
 stop() {
+    trap '' TERM INT
     if [[ -n "${sleeper:-}" ]]; then kill "$sleeper" 2>/dev/null || true; fi
     echo "ray-node.sh: stopping Ray on $host"
-    local status=0
-    ray stop --grace-period "${OHGW_RAY_STOP_GRACE_S:-30}" || status=$?
+    # Ray's daemons outlive `ray start`, out of Slurm's sight under proctrack/linuxproc: only this `ray stop`
+    # ends them. In a session of its own it finishes even when the step is killed meanwhile (on scancel, srun
+    # ends its step at once; seen in tests/test_slurm.py: a gcs_server left behind).
+    setsid ray stop --grace-period "${OHGW_RAY_STOP_GRACE_S:-30}" &
+    local stopper=$! status=0
+    wait "$stopper" || status=$?
     echo "ray-node.sh: ray stop on $host: exit $status"
     exit 0
 }
@@ -55,8 +60,9 @@ trap stop TERM INT
 
 node_ip=()
 if [[ "$role" == head ]]; then  # the head itself takes no trials: studies go to the labelled groups
-    # the head's own nodes use the address the others join (no guess by an outbound probe)
-    node_ip=(--node-ip-address="${address%:*}")
+    # the head's own nodes use the address the others join (no guess by an outbound probe); a loopback
+    # address (a single-node cluster, ray-array.sbatch) is left to Ray, as the driver's own guess is
+    if [[ "${address%:*}" != 127.* ]]; then node_ip=(--node-ip-address="${address%:*}"); fi
     ray start --head --port="$port" "${node_ip[@]}" --num-cpus=0 --num-gpus=0 --dashboard-host=127.0.0.1 \
         --include-dashboard="$dashboard" --metrics-export-port=8080
 fi

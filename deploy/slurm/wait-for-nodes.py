@@ -20,7 +20,12 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     address, want, timeout_s = argv[0], int(argv[1]), float(argv[2])
-    ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError) as e:  # no head there, or no Ray node of this machine in it
+        print(f"wait-for-nodes.py: error: cannot join the Ray cluster at {address}: {str(e).splitlines()[0]}",
+              file=sys.stderr)
+        return 1
 
     def joined() -> set[str]:
         return {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"] and n.get("Labels", {}).get("ohgw-group")}
