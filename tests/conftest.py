@@ -53,7 +53,9 @@ def ray_local(request):
     if not (_SHARED["up"] and ray.is_initialized()):
         if ray.is_initialized():  # a module's own Ray, left up
             ray.shutdown()
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        from ohgw.studies.ray_session import start_local_ray  # tried again if a busy machine made it time out
+
+        start_local_ray(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
         _SHARED["up"] = True
     ray.cloudpickle.register_pickle_by_value(request.module)
     yield ray

@@ -17,6 +17,36 @@ from datetime import datetime
 from pathlib import Path
 
 _DASHBOARD_URL = ""
+START_TRIES = 3  # a local Ray's start-up, tried again where a busy machine made it time out
+_log = logging.getLogger(__name__)
+
+
+def start_local_ray(tries: int = START_TRIES, **init_kwargs):
+    """``ray.init(address="local", **init_kwargs)``, tried up to ``tries`` times; returns its context.
+
+    On a machine kept busy by other work, a new Ray's raylet may give up on its own helper processes
+    (Ray 2.60 waits a fixed ~15 s for its dashboard agent: "Timed out waiting for file
+    .../metrics_agent_port"), and ``ray.init`` fails although nothing is wrong. Each failed try is
+    shut down and logged in one line; the last failure is raised. Bad arguments (``ValueError``,
+    ``TypeError``) are raised at once.
+    """
+    import ray
+
+    if tries < 1:
+        raise ValueError(f"tries must be >= 1, got {tries}")
+    for attempt in range(1, tries + 1):
+        try:
+            return ray.init(address="local", **init_kwargs)
+        except (ValueError, TypeError):
+            raise
+        except Exception as e:  # noqa: BLE001 - Ray raises plain Exception/RuntimeError for a failed start
+            if ray.is_initialized():
+                ray.shutdown()
+            if attempt == tries:
+                raise
+            _log.warning("starting a local Ray failed (try %d of %d: %s); trying again", attempt, tries,
+                         str(e).splitlines()[0] if str(e) else type(e).__name__)
+    raise AssertionError("unreachable")
 
 
 def dashboard_url() -> str:
@@ -42,8 +72,8 @@ def init_ray(address: str | None, num_cpus: int | None, quiet: bool = False, das
     if address:
         ctx = ray.init(address=address, log_to_driver=not quiet, logging_level=logging_level)
     else:
-        ctx = ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=dashboard_host,
-                       log_to_driver=not quiet, logging_level=logging_level)
+        ctx = start_local_ray(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host=dashboard_host,
+                              log_to_driver=not quiet, logging_level=logging_level)
     _DASHBOARD_URL = getattr(ctx, "dashboard_url", "") or ""
 
 
@@ -143,4 +173,4 @@ def default_log_path(out_dir: Path) -> Path:
     return Path(out_dir) / "logs" / f"ray-tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log"
 
 
-__all__ = ["RayLog", "dashboard_url", "default_log_path", "init_ray"]
+__all__ = ["START_TRIES", "RayLog", "dashboard_url", "default_log_path", "init_ray", "start_local_ray"]

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from ohgw import protocol
 from ohgw.studies.progress import StudyProgress
-from ohgw.studies.ray_session import RayLog, default_log_path
+from ohgw.studies.ray_session import RayLog, default_log_path, start_local_ray
 
 __all__ = ["TuneConsole", "remove_tune_dir", "trial_line"]
 
@@ -99,9 +99,11 @@ class TuneConsole:
         """Start a local Ray (no dashboard), or connect to ``address``, unless one is up; route its workers' output."""
         import ray
 
-        if not ray.is_initialized():
-            ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
-                     log_to_driver=True, configure_logging=False)
+        if not ray.is_initialized() and address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True, configure_logging=False)
+            self.started_ray = True
+        elif not ray.is_initialized():
+            start_local_ray(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)
             self.started_ray = True
         self.log.take_worker_output()
 
