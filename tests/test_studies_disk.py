@@ -179,10 +179,12 @@ def test_asha_keeps_only_the_latest_checkpoint_of_running_trials(ray_local, tmp_
 
 def test_four_trials_at_once_with_slow_saves_never_leave_a_dead_reference(ray_local, tmp_path, monkeypatch):
     # 4 concurrent trials (0.5 CPU each on the 2-CPU Ray), each checkpoint save taking 0.15 s; the first 4 wait
-    # for each other before their first epoch, so the 4 really run at once even on a busy machine
+    # for each other before their first epoch, so the 4 really run at once even on a busy machine. The budget
+    # (20 epochs) outlasts the 4 trials run to max_t (16), so a 5th trial starts whatever order the 4 reach
+    # ASHA's rung in (worst first, as a busy machine may have it, stops none of them)
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    tables, seen = _run("asha", tmp_path / "run", monkeypatch, budget=16.0, max_t=4, trials_per_study=4,
+    tables, seen = _run("asha", tmp_path / "run", monkeypatch, budget=20.0, max_t=4, trials_per_study=4,
                         cpus_per_trial=0.5, base_config={"save_s": 0.15, "barrier_dir": str(barrier), "barrier_n": 4})
     it = tables["iterations"]
     assert len(os.listdir(barrier)) >= 4, "fewer than 4 trials started"
