@@ -45,7 +45,9 @@ SCRIPTS = {
     "asha_vs_ohgw": ("script", "experiments/asha_vs_ohgw.py", HARNESS, "--out"),
     "linear_byol_ohgw": ("script", "experiments/linear_byol_ohgw.py", [*HARNESS[:-1], "--sweep_steps", "1"], "--out"),
     # the other harness scripts: the same CLI (ohgw.studies.cli.main) on their own workloads and methods
-    "pasha_vs_ohgw": ("script", "experiments/pasha_vs_ohgw.py", HARNESS, "--out"),
+    # PASHA needs two rungs below max_t (1 and 3 at its reduction factor 3)
+    "pasha_vs_ohgw": ("script", "experiments/pasha_vs_ohgw.py",
+                      ["--seeds", "1", "--budget", "8", "--max-t", "4", "--trials-per-study", "1", "--no-report"], "--out"),
     "hyperband_vs_ohgw": ("script", "experiments/hyperband_vs_ohgw.py", HARNESS, "--out"),
     "dyhpo_vs_ohgw": ("script", "experiments/dyhpo_vs_ohgw.py", HARNESS, "--out"),
     "lcbench_vs_ohgw": ("script", "experiments/lcbench_vs_ohgw.py", HARNESS, "--out"),
