@@ -12,6 +12,8 @@ Each node (a head and GPU-group workers) runs in its own
 - **PID namespace** (``unshare --pid --fork --mount-proc``) and UTS namespace (hostname = node name):
   a ``ray stop`` inside one node stops that node only; this module never runs ``ray stop``.
 
+``health_check`` sets the head's GCS health check of the nodes (Ray's defaults when empty): a node whose
+processes are all SIGKILLed (:meth:`NsCluster.kill_node`) is marked dead after about period x threshold.
 Workers carry ``--labels ohgw-group=<group>`` and fake GPUs (``--num-gpus``, no device behind them).
 A driver joins the head's mount and network namespaces (:meth:`NsCluster.driver_command`:
 ``nsenter -t <head pid> -m -n -p``). :meth:`NsCluster.stop` kills every process of every node by PID
@@ -41,6 +43,8 @@ VENV_BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent
 START_TIMEOUT_S = 240.0  # every node up and registered, on a loaded 2-core machine
 _LIVE: list[NsCluster] = []  # clusters to stop at exit or on a signal
+# Ray's GCS health check of each node (RAY_health_check_<key>, read by the head's gcs_server)
+HEALTH_CHECK_KEYS = ("period_ms", "failure_threshold", "timeout_ms", "initial_delay_ms")
 
 
 def _run(*cmd: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
@@ -70,12 +74,21 @@ class NsCluster:
     gpus_per_worker: int = 1
     env: dict = field(default_factory=dict)  # extra environment of every node's processes
     node_envs: dict = field(default_factory=dict)  # node name -> extra environment of that node's processes
+    # the head's GCS health check of every node, as Ray's config names it without ``health_check_`` (e.g.
+    # {"period_ms": 500, "failure_threshold": 3}); a node stops answering -> marked dead after about
+    # period_ms x failure_threshold. Empty: Ray's defaults (3000 ms x 5, timeout_ms 10000).
+    health_check: dict = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         if self.root == Path("/tmp") or Path("/tmp").is_relative_to(self.root):
             raise ValueError(f"root {self.root} would mount over /tmp; give a folder below it")
+        for key, value in self.health_check.items():
+            if key not in HEALTH_CHECK_KEYS:
+                raise ValueError(f"health_check: unknown key {key!r}; known: {', '.join(HEALTH_CHECK_KEYS)}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"health_check[{key!r}] must be a positive int, got {value!r}")
         k = 1 + os.getpid() % 250
         self.subnet = f"10.231.{k}"
         self.nodes = {"head": Node("head", f"{self.subnet}.1", None)}
@@ -112,6 +125,8 @@ class NsCluster:
 
     def node_env(self, node: Node | None = None) -> dict:
         extra = self.node_envs.get(node.name, {}) if node is not None else {}
+        if node is not None and node.group is None:  # the head: its GCS checks every node's health
+            extra = {**{f"RAY_health_check_{k}": str(v) for k, v in self.health_check.items()}, **extra}
         return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
                 "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                 "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **self.env, **extra}
@@ -205,7 +220,7 @@ class NsCluster:
         deadline = time.monotonic() + timeout_s
         while True:  # the head's GCS may not listen yet: retry the driver until the deadline
             for node in self.nodes.values():
-                if node.proc.poll() is not None:
+                if node.proc is not None and node.proc.poll() is not None:
                     raise RuntimeError(f"node {node.name} exited: {self.log_tail(node)}")
             left = deadline - time.monotonic()
             if left <= 0:
@@ -228,19 +243,21 @@ class NsCluster:
                 os.kill(pid, signal.SIGKILL)
         if node.proc is not None:
             node.proc.wait(timeout=30)
+            node.proc = None  # a lost node: stop() still deletes its namespace
         return pids
 
     def stop(self) -> None:
         """Kill every node's processes, delete the namespaces (and their veths) and ``root``; idempotent."""
         for name in [n for n in self.nodes if n != "head"] + ["head"]:
             node = self.nodes[name]
-            if node.proc is not None:
+            proc = node.proc
+            if proc is not None:
                 with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired, OSError):
                     self.kill_node(name)
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(node.proc.pid, signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    node.proc.wait(timeout=30)
+                    proc.wait(timeout=30)
                 node.proc = None
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 _run("ip", "netns", "del", node.netns, check=False)
