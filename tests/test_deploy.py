@@ -4,6 +4,7 @@ their argument handling under a stub ``srun`` / ``scontrol`` / ``ray`` on PATH t
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -78,6 +79,7 @@ echo "scontrol $*" >> "$STUB_LOG"
     # ray: record the call; the head's GCS is "healthy" once a node has run `ray start --head`
     "ray": """#!/usr/bin/env bash
 echo "ray[${STUB_HOST:-batch}] CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-unset} $*" >> "$STUB_LOG"
+if [[ "$1" == start && " $* " == *" --block "* ]]; then exec sleep 600; fi  # a Ray node runs until stopped
 if [[ "$1" == health-check ]]; then grep -q -e '--head --port' "$STUB_LOG"; fi
 """,
     "hostname": f"""#!/usr/bin/env bash
@@ -135,8 +137,8 @@ def test_cluster_job_starts_head_then_labelled_workers_and_stops_them(stubs):
     assert sum("--head --port=6379" in c for c in starts) == 1 and "ray[n1]" in next(c for c in starts if "--head" in c)
     for n in ("n1", "n2", "n3"):  # two groups of two GPUs per node, each labelled for study pinning
         groups = [c for c in starts if c.startswith(f"ray[{n}]") and f"--address={HEAD_IP}:6379" in c]
-        assert [c.split()[1] for c in groups] == ["CUDA_VISIBLE_DEVICES=0,1", "CUDA_VISIBLE_DEVICES=2,3"]
-        assert [f"--labels={GROUP_LABEL}={n}-g{k}" in c for k, c in enumerate(groups)] == [True, True]
+        pairs = sorted((c.split()[1], re.search(f"--labels={GROUP_LABEL}=(\\S+)", c)[1]) for c in groups)
+        assert pairs == [("CUDA_VISIBLE_DEVICES=0,1", f"{n}-g0"), ("CUDA_VISIBLE_DEVICES=2,3", f"{n}-g1")]
     (exp,) = [c for c in calls if c.startswith("python")]
     assert exp == f"python RAY_ADDRESS={HEAD_IP}:6379 experiments/asha_vs_ohgw.py --seeds 4 --address auto"
     stops = [c for c in calls if c.startswith("ray[") and c.endswith("stop --grace-period 30")]

@@ -42,12 +42,16 @@ TINY = ["--seeds", "2", "--budget", "1", "--max-t", "1", "--trials-per-study", "
 JOB_TIMEOUT_S = 420  # one tiny job on a loaded 2-core machine
 
 
-@pytest.fixture(scope="module")
-def slurm():
+def _require_slurm() -> None:
     if os.geteuid() != 0:
         pytest.fail("the Slurm cluster needs root (CI runs as root)")
     if not (shutil.which("slurmctld") and shutil.which("munged")):
         pytest.fail("slurm-wlm or munge is missing: run `bash scripts/ensure_slurm.sh`")
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    _require_slurm()
     from slurm_cluster import SlurmCluster, default_root, remove_stale
 
     remove_stale()
@@ -226,6 +230,7 @@ HOLD = ("import sys, time\n"
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_the_helper_leaves_no_namespace_process_or_folder_behind(sig):
     """SIGTERM: the helper's handler stops the cluster; SIGKILL: the next run's ``remove_stale`` does."""
+    _require_slurm()
     from slurm_cluster import PREFIX, remove_stale
 
     p = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

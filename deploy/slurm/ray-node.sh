@@ -43,17 +43,20 @@ n_cpus="${SLURM_CPUS_ON_NODE:-$(nproc)}"
 cpus="${OHGW_CPUS_PER_GROUP:-$(( n_cpus / groups > 0 ? n_cpus / groups : 1 ))}"
 host=$(hostname -s)
 
+# Every Ray process stays in this step's process tree (`ray start --block`): Slurm's own signals reach them
+# even where it tracks processes by parent (proctrack/linuxproc). Without --block Ray's daemons outlive
+# `ray start` and escape it; a scancel whose srun ended the step before this script's `ray stop` had run
+# left a gcs_server behind (tests/test_slurm.py).
+starters=()
 stop() {
     trap '' TERM INT
-    if [[ -n "${sleeper:-}" ]]; then kill "$sleeper" 2>/dev/null || true; fi
     echo "ray-node.sh: stopping Ray on $host"
-    # Ray's daemons outlive `ray start`, out of Slurm's sight under proctrack/linuxproc: only this `ray stop`
-    # ends them. In a session of its own it finishes even when the step is killed meanwhile (on scancel, srun
-    # ends its step at once; seen in tests/test_slurm.py: a gcs_server left behind).
-    setsid ray stop --grace-period "${OHGW_RAY_STOP_GRACE_S:-30}" &
-    local stopper=$! status=0
-    wait "$stopper" || status=$?
+    local status=0
+    ray stop --grace-period "${OHGW_RAY_STOP_GRACE_S:-30}" || status=$?
     echo "ray-node.sh: ray stop on $host: exit $status"
+    # the `ray start --block` monitors outlast their stopped daemons (they do not end on SIGTERM)
+    kill -KILL "${starters[@]}" 2>/dev/null || true
+    wait || true
     exit 0
 }
 trap stop TERM INT
@@ -63,8 +66,13 @@ if [[ "$role" == head ]]; then  # the head itself takes no trials: studies go to
     # the head's own nodes use the address the others join (no guess by an outbound probe); a loopback
     # address (a single-node cluster, ray-array.sbatch) is left to Ray, as the driver's own guess is
     if [[ "${address%:*}" != 127.* ]]; then node_ip=(--node-ip-address="${address%:*}"); fi
-    ray start --head --port="$port" "${node_ip[@]}" --num-cpus=0 --num-gpus=0 --dashboard-host=127.0.0.1 \
-        --include-dashboard="$dashboard" --metrics-export-port=8080
+    ray start --block --head --port="$port" "${node_ip[@]}" --num-cpus=0 --num-gpus=0 --dashboard-host=127.0.0.1 \
+        --include-dashboard="$dashboard" --metrics-export-port=8080 &
+    starters+=("$!")
+    until ray health-check --address "$address" >/dev/null 2>&1; do  # the head's GCS, before its groups join
+        kill -0 "${starters[0]}" 2>/dev/null || { echo "ray-node.sh: error: the Ray head on $host exited" >&2; exit 1; }
+        sleep 1
+    done
 fi
 for (( k = 0; k < groups; k++ )); do
     if (( n_gpus > 0 )); then
@@ -74,13 +82,13 @@ for (( k = 0; k < groups; k++ )); do
         devices=""
         label="ohgw-group=${host}-cpu"
     fi
-    CUDA_VISIBLE_DEVICES="$devices" ray start --address="$address" "${node_ip[@]}" --num-gpus=$(( n_gpus > 0 ? per_group : 0 )) \
-        --num-cpus="$cpus" --labels="$label" --metrics-export-port=$(( 8081 + k )) \
-        --dashboard-agent-listen-port=$(( 52366 + k ))
+    CUDA_VISIBLE_DEVICES="$devices" ray start --block --address="$address" "${node_ip[@]}" \
+        --num-gpus=$(( n_gpus > 0 ? per_group : 0 )) --num-cpus="$cpus" --labels="$label" \
+        --metrics-export-port=$(( 8081 + k )) --dashboard-agent-listen-port=$(( 52366 + k )) &
+    starters+=("$!")
 done
-echo "ray-node.sh: $host up ($role, $groups group(s) of $(( n_gpus > 0 ? per_group : 0 )) GPU(s))"
-while true; do
-    sleep 3600 &
-    sleeper=$!
-    wait "$sleeper"
-done
+echo "ray-node.sh: $host starting ($role, $groups group(s) of $(( n_gpus > 0 ? per_group : 0 )) GPU(s))"
+status=0
+wait -n "${starters[@]}" || status=$?  # a Ray node of this machine ended (or failed to start): end them all
+echo "ray-node.sh: error: a Ray node on $host exited (status $status)" >&2
+stop
