@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
         (["--budget", "-3"], "budget must be > 0"),
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--preset", "cifar10", "--data-dir", "/nonexistent/cifar"], "cifar"),
+        # a scheduler that refuses the config is refused before anything starts, not inside every study
+        (["--methods", "pasha,pasha+ohgw", "--max-t", "1"], "max_t must be greater than grace_period, got max_t=1"),
     ],
 )
 def test_bad_arguments_one_line_nonzero_nothing_written(argv, message, tmp_path, capsys):

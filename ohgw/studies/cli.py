@@ -217,9 +217,11 @@ def main(script: str, workload: Workload, default_methods: Sequence[str], descri
         cfg, methods, seeds, out = config_from_args(args, script, workload)
         design = sequential_from_args(args, len(seeds))
         from ohgw.studies.runner import check_dashboard_host, check_keep_tune_dirs, check_manifest, run_experiment
+        from ohgw.studies.study import check_methods
 
         if not args.address:
             check_dashboard_host(args.dashboard_host, args.allow_public_dashboard)
+        check_methods(cfg, methods)  # each method's scheduler accepts the config (PASHA: max_t above the grace period)
         for m in methods:  # Ray metric labels must stay bounded: no id-like experiment name
             study_tags(cfg.experiment, m, seeds[-1])
         check_manifest(out, cfg)

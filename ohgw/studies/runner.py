@@ -54,11 +54,10 @@ from ohgw.studies.manifest import (
     is_results_dir,
     write_manifest,
 )
-from ohgw.studies.methods import parse_method
 from ohgw.studies.preflight import check_run
 from ohgw.studies.progress import StudyProgress, study_line
 from ohgw.studies.ray_session import RayLog, dashboard_url, default_log_path, init_ray
-from ohgw.studies.study import ExperimentConfig, check_tune_state, run_study, tune_run_name
+from ohgw.studies.study import ExperimentConfig, check_methods, check_tune_state, run_study, tune_run_name
 
 STUDY_RETRIES = 3  # a study task whose node died is run again (it resumes from its Tune state in the storage)
 
@@ -109,8 +108,7 @@ def run_experiment(
     """
     import ray
 
-    for m in methods:
-        parse_method(m)
+    check_methods(cfg, methods)  # names, and each scheduler accepts the config: before anything starts
     if not seeds:
         raise ValueError("need at least one seed")
     if not address:  # a local Ray: its dashboard binds to dashboard_host

@@ -202,14 +202,26 @@ def _named(fn: Callable, name: str) -> Callable:
     return trainable
 
 
+def scheduler_args(cfg: ExperimentConfig) -> SchedulerArgs:
+    """What every study's scheduler is built from: the experiment's metric, rungs and study slice."""
+    return SchedulerArgs(cfg.metric, cfg.mode, cfg.max_t, cfg.grace_period, cfg.reduction_factor,
+                         cfg.trials_per_study, space=cfg.space)
+
+
+def check_methods(cfg: ExperimentConfig, methods) -> None:
+    """Every method's name parses and its scheduler accepts ``cfg`` (e.g. PASHA needs ``max_t`` above the
+    grace period): a ValueError before anything starts, not a failure inside every study."""
+    for name in methods:
+        parse_method(name).make_scheduler(scheduler_args(cfg))
+
+
 def _tap(cfg: ExperimentConfig, method_name: str, seed: int, ledger: StudyLedger | None = None):
     """The study's scheduler chain: (StudyTap, the scheduler it wraps, the OHGW wrapper's callbacks).
 
     The OHGW wrapper's state is saved inside the tap's (one ``SchedulerStateCallback`` per study).
     """
     method = parse_method(method_name)
-    inner = method.make_scheduler(SchedulerArgs(cfg.metric, cfg.mode, cfg.max_t, cfg.grace_period,
-                                                cfg.reduction_factor, cfg.trials_per_study, space=cfg.space))
+    inner = method.make_scheduler(scheduler_args(cfg))
     settings = method.warm_start(cfg.warm_start)
     callbacks = []
     if settings.mode != "none":
