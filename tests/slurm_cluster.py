@@ -13,13 +13,14 @@ systemd nor cgroups: ``proctrack/linuxproc``, ``task/none``, ``jobacct_gather/no
   dir: jobs get ``RAY_TMPDIR=<root>/node``), private ``/etc/hosts`` and an empty ``/etc/resolv.conf``, and its
   own PID namespace: a ``ray stop`` in a job step on one node stops that node's Ray only. The rest of the
   machine's filesystem (the checkout, ``<root>/shared``) is seen by every node: a cluster with a shared home;
-- each node has fake GPUs (``gres/gpu``, ``File=<root>/dev/nvidia<i>``, character devices 1:3 like ``/dev/null``): ``--gpus-per-task``
-  works and steps get ``CUDA_VISIBLE_DEVICES``.
+- each node has fake GPUs (``gres/gpu``, ``File=<root>/dev/nvidia<i>``, character devices 1:3 like
+  ``/dev/null``; slurmd refuses a plain file): ``--gpus-per-task`` works and steps get ``CUDA_VISIBLE_DEVICES``.
 
 Client commands (``sbatch``, ``squeue``, ``scancel``) run in the controller's network namespace
 (:meth:`SlurmCluster.client`). :meth:`SlurmCluster.stop` kills every process of every namespace by PID,
 deletes the namespaces (their veths go with them) and ``<root>``; it runs from a pytest finalizer, at exit and
-on SIGTERM/SIGINT. Never runs ``ray stop``. Needs root (CI runs as root).
+on SIGTERM/SIGINT (after a SIGKILL, the next run's :func:`remove_stale` does). Never runs ``ray stop``.
+Needs root (CI runs as root).
 
     with SlurmCluster(Path("/tmp/ohgw-slurm")) as c:
         job = c.submit(["deploy/slurm/ray-cluster.sbatch"], env)
@@ -63,7 +64,7 @@ class Host:
     name: str  # hostname in its UTS namespace: "ctl" or a Slurm node name
     ip: str
     proc: subprocess.Popen | None = None
-    init_pid: int = 0  # PID 1 of its PID namespace (a bash that reaps orphans), as this machine sees it
+    init_pid: int = 0  # PID 1 of its PID namespace (:data:`REAPER`), as this machine sees it
     log: Path | None = None
 
     @property

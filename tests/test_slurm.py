@@ -6,7 +6,8 @@ each in namespaces of its own (tests/slurm_cluster.py; Debian's slurm-wlm and mu
   the job's wall time is printed (docs/cluster.md);
 - (slow) ``ray-array.sbatch`` as an array of 2: each index its own study on its own node;
 - (slow) ``scancel`` in the middle of a study: the job ends and leaves no Ray process on either node;
-- an sbatch script run outside a Slurm job, without its variables: one line and exit status 2.
+- an sbatch script run outside a Slurm job, without its variables: one line and exit status 2;
+- the helper leaves no namespace, process or folder behind on SIGTERM, nor after SIGKILL and ``remove_stale``.
 
 One cluster serves the module. Token auth stays on (a private token, ``RAY_AUTH_TOKEN_PATH``); the head's
 dashboard is off (``OHGW_RAY_DASHBOARD=false``) to save its start-up on 2 cores.
