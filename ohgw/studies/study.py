@@ -50,6 +50,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -210,9 +211,12 @@ def scheduler_args(cfg: ExperimentConfig) -> SchedulerArgs:
 
 def check_methods(cfg: ExperimentConfig, methods) -> None:
     """Every method's name parses and its scheduler accepts ``cfg`` (e.g. PASHA needs ``max_t`` above the
-    grace period): a ValueError before anything starts, not a failure inside every study."""
+    grace period): a ValueError before anything starts, not a failure inside every study. A scheduler's
+    warnings about the config are left to the studies, which say them in their log."""
     for name in methods:
-        parse_method(name).make_scheduler(scheduler_args(cfg))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parse_method(name).make_scheduler(scheduler_args(cfg))
 
 
 def _tap(cfg: ExperimentConfig, method_name: str, seed: int, ledger: StudyLedger | None = None):
