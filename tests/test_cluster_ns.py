@@ -7,8 +7,10 @@ One cluster serves the module: a CPU-only head, ``w0`` and ``w1`` in GPU group `
 
 - a storage on the nodes' own disks is refused in one line, with nothing written;
 - with the shared storage, a PASHA+OHGW experiment of 2 studies runs its trials on the labelled nodes
-  (seed 0 on g0's nodes, seed 1 on g1's) and pauses trials at rungs (in these small studies PASHA
-  promotes none of them: a trial resumed from its checkpoint on another node is the node-loss test's);
+  (seed 0 on g0's nodes, seed 1 on g1's), pauses trials at rungs and resumes promoted ones from their
+  checkpoints in the shared storage (10 epochs: PASHA's rungs 1, 3 and 9, so it promotes; where a
+  promoted trial resumes, on its own node or g0's other one, is Ray's choice and printed; a trial that
+  must resume on another node is the node-loss test's);
 - its Parquet tables equal a single-node run's on the epochs clock (one trial at a time per study);
 - a node that dies mid-study (every process SIGKILLed while its trial holds a report): the trial is
   restored from its checkpoint on the group's other node; nothing is lost or doubled. It runs after the
@@ -43,7 +45,7 @@ from harness_trainables import resume_trainable  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
-PRESETS = {"tiny": {"base_config": {"epoch_s": 0.05}, "max_t": 9, "seeds": 2, "budget": 14.0, "tau": 0.5,
+PRESETS = {"tiny": {"base_config": {"epoch_s": 0.05}, "max_t": 10, "seeds": 2, "budget": 14.0, "tau": 0.5,
                     "cpus_per_trial": 1.0, "gpus_per_trial": 1.0, "trials_per_study": 1}}
 
 
@@ -105,7 +107,7 @@ def _marked_dead_at(cluster, node_id: str) -> float | None:
 
 def test_a_storage_on_the_nodes_own_disks_is_refused_in_one_line_and_nothing_is_written(cluster):
     out = cluster.shared / "refused"
-    # ASHA: PASHA on the tiny preset's 9 epochs warns (two rungs below max_t) when the CLI checks the methods
+    # the refusal comes before any study, whatever the method
     r = _drive(cluster, "--methods", "asha+ohgw", "--out", str(out), "--storage", str(cluster.disk / "tune"))
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2, r.stderr[-3000:]
@@ -137,6 +139,15 @@ def test_a_pasha_ohgw_experiment_runs_its_trials_on_the_labelled_nodes_and_pause
     for seed, rows in it.groupby("seed"):
         assert set(rows["node_id"]) <= by_group[groups[seed]], f"seed {seed} ran off its group's nodes"
     assert (it.groupby("seed")["decision"].apply(lambda d: (d == "PAUSE").sum()) > 0).all(), "PASHA paused no trial"
+    # promoted: a trial paused at a rung ran on later, from the rung's checkpoint (its next epoch, no restart)
+    it = it.sort_values(["seed", "trial_id", "epoch"])
+    nxt = it.groupby(["seed", "trial_id"])["epoch"].shift(-1)
+    resumed = it[(it["decision"] == "PAUSE") & nxt.notna()]
+    assert len(resumed) > 0, "PASHA promoted no paused trial"
+    assert (nxt[resumed.index] == resumed["epoch"] + 1).all(), "a promoted trial did not resume from its checkpoint"
+    after = it.groupby(["seed", "trial_id"])["node_id"].shift(-1)[resumed.index]
+    moved = int((after != resumed["node_id"]).sum())
+    print(f"\nPASHA+OHGW on the cluster: {len(resumed)} promotions, {moved} resumed on another node of the group")
     for seed in (0, 1):  # each study's best checkpoint, exported beside its tables (not beside the storage)
         assert (out / "exports" / "experiment=resume_ns-tiny" / "method=pasha+ohgw" / f"seed={seed}" / "best.json").exists()
     assert not cluster.host_path(cluster.shared / "exports").exists()
