@@ -27,7 +27,6 @@ Needs root (CI runs as root).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -39,10 +38,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import stop_at_exit  # tests/ is on sys.path wherever this module is imported from
+
 VENV_BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent
 START_TIMEOUT_S = 240.0  # every node up and registered, on a loaded 2-core machine
-_LIVE: list[NsCluster] = []  # clusters to stop at exit or on a signal
 # Ray's GCS health check of each node (RAY_health_check_<key>, read by the head's gcs_server)
 HEALTH_CHECK_KEYS = ("period_ms", "failure_threshold", "timeout_ms", "initial_delay_ms")
 
@@ -133,8 +133,7 @@ class NsCluster:
 
     def start(self) -> None:
         """Namespaces, network, mounts and one ``ray start --block`` per node; waits until all are registered."""
-        _LIVE.append(self)
-        _install_handlers()
+        stop_at_exit.register(self)
         for d in ("node", "disk", "shared", "nfs", "logs"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         head = self.nodes["head"]
@@ -262,36 +261,7 @@ class NsCluster:
             with contextlib.suppress(subprocess.SubprocessError, OSError):
                 _run("ip", "netns", "del", node.netns, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
-        if self in _LIVE:
-            _LIVE.remove(self)
-
-
-def _stop_all() -> None:
-    for c in list(_LIVE):
-        c.stop()
-
-
-_HANDLERS = {"installed": False}
-
-
-def _install_handlers() -> None:
-    """Stop every cluster at exit and on SIGTERM/SIGINT (then the signal's usual effect)."""
-    if _HANDLERS["installed"]:
-        return
-    _HANDLERS["installed"] = True
-    atexit.register(_stop_all)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(sig)
-
-        def handler(signum, frame, previous=previous):
-            _stop_all()
-            if callable(previous):
-                previous(signum, frame)
-            else:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-
-        signal.signal(sig, handler)
+        stop_at_exit.unregister(self)
 
 
 def stale_namespaces() -> list[str]:

@@ -29,7 +29,6 @@ Needs root (CI runs as root).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import re
@@ -42,10 +41,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import stop_at_exit  # tests/ is on sys.path wherever this module is imported from
+
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 60.0  # every slurmd registered and idle
 PREFIX = "ohgws"
-_LIVE: list[SlurmCluster] = []
 # PID 1 of a node: runs its argv, reaps every child (orphans included), exits with the argv's status
 REAPER = ("import os, subprocess, sys\n"
           "p = subprocess.Popen(sys.argv[1:])\n"
@@ -119,8 +119,7 @@ class SlurmCluster:
 
     # ---- start ------------------------------------------------------------------------------------------------
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        _LIVE.append(self)
-        _install_handlers()
+        stop_at_exit.register(self)
         for d in ("etc", "munge", "ctl-state", "node", "shared", "logs", "dev"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         self._write_config()
@@ -323,36 +322,7 @@ PartitionName=test Nodes={','.join(self.node_names)} Default=YES MaxTime=INFINIT
         with contextlib.suppress(OSError, ValueError, ProcessLookupError):
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
-        if self in _LIVE:
-            _LIVE.remove(self)
-
-
-def _stop_all() -> None:
-    for c in list(_LIVE):
-        c.stop()
-
-
-_HANDLERS = {"installed": False}
-
-
-def _install_handlers() -> None:
-    """Stop every cluster at exit and on SIGTERM/SIGINT (then the signal's usual effect)."""
-    if _HANDLERS["installed"]:
-        return
-    _HANDLERS["installed"] = True
-    atexit.register(_stop_all)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(sig)
-
-        def handler(signum, frame, previous=previous):
-            _stop_all()
-            if callable(previous):
-                previous(signum, frame)
-            else:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-
-        signal.signal(sig, handler)
+        stop_at_exit.unregister(self)
 
 
 def default_root() -> Path:
