@@ -99,11 +99,11 @@ class TuneConsole:
         """Start a local Ray (no dashboard), or connect to ``address``, unless one is up; route its workers' output."""
         import ray
 
-        if not ray.is_initialized() and address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=True, configure_logging=False)
-            self.started_ray = True
-        elif not ray.is_initialized():
-            start_local_ray(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=True, configure_logging=False)
+            else:
+                start_local_ray(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)
             self.started_ray = True
         self.log.take_worker_output()
 
