@@ -64,7 +64,7 @@ fi
 echo "busy_test: $N_BUSY busy processes beside the suite ($(nproc) CPUs; a session of their own, pids $(cat "$PID_FILE")); load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 start=$(date +%s)
-PYTHONFAULTHANDLER=1 "$PY" -m pytest -q "$@"
+PYTHONFAULTHANDLER=1 "$PY" -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"  # as make test runs it (PYTEST_WORKERS)
 status=$?
 end=$(date +%s)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
