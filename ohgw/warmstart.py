@@ -27,6 +27,10 @@ trials of a pair therefore move x by the same ``step_norm`` (recorded after clip
 
 A non-finite loss or hyper-gradient leaves x unchanged and is recorded in the
 record's ``nonfinite`` flag, never raised.
+
+The settings and the step-rule names live in :mod:`ohgw.warmstart_settings` (re-exported here),
+and torch is imported only where a hyper-gradient is computed or a GPU timed, so that importing
+this module (the wrapper does) costs a study's driver no torch.
 """
 
 from __future__ import annotations
@@ -34,59 +38,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ohgw import protocol
 from ohgw.cost import Stopwatch
-from ohgw.hypergrad import HyperGradProblem, hypergradient
 from ohgw.space import SearchSpace
+from ohgw.warmstart_settings import DEFAULT_ETA_H, DEFAULT_STEP_RULE, MODES, STEP_RULES, WarmStartSettings
 
-MODES = ("hypergrad", "random", "none")
-STEP_RULES = ("raw", "normalized")
-DEFAULT_ETA_H = {"raw": 1e-3, "normalized": 0.05}
-# One default everywhere (settings, wrapper, harness, CLI): ``normalized``. The raw rule moves
-# log-lr by ~1e-4 and the other ψ by less (their hyper-gradients are ~10⁴ smaller), a no-op; a
-# default that does nothing would make "+OHGW" measure nothing. ``raw`` stays one argument away.
-DEFAULT_STEP_RULE = "normalized"
-
-
-@dataclass(frozen=True)
-class WarmStartSettings:
-    """How to warm-start: mode, η_h (None → the step rule's default), step rule, steps, seed."""
-
-    mode: str = "hypergrad"
-    eta_h: float | None = None
-    step_rule: str = DEFAULT_STEP_RULE
-    hyper_steps: int = 1
-    lookahead: int = 1
-    batch_size: int = 128
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.step_rule not in STEP_RULES:
-            raise ValueError(f"step_rule must be one of {STEP_RULES}, got {self.step_rule!r}")
-        if self.eta_h is not None and not (math.isfinite(self.eta_h) and self.eta_h > 0):
-            raise ValueError(f"eta_h must be > 0, got {self.eta_h}")
-        for name in ("hyper_steps", "lookahead", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
-
-    @property
-    def eta(self) -> float:
-        return DEFAULT_ETA_H[self.step_rule] if self.eta_h is None else float(self.eta_h)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> WarmStartSettings:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
+if TYPE_CHECKING:
+    from ohgw.hypergrad import HyperGradProblem
 
 
 @dataclass
@@ -284,6 +246,8 @@ def warm_start(
     ``batches`` is a pair (train_batch, val_batch) or a callable step → pair that
     supplies a fresh pair for each hyper-step. The model is left bit-identical.
     """
+    from ohgw.hypergrad import hypergradient  # torch: imported by the trial that warm-starts, not by its planners
+
     settings = settings or WarmStartSettings()
     if settings.mode != "none":
         problem.check_space(space)
@@ -325,3 +289,21 @@ def maybe_warm_start(
         return dict(config), None
     settings, space = found
     return warm_start(problem, space, config, batches, settings)
+
+
+__all__ = [
+    "DEFAULT_ETA_H",
+    "DEFAULT_STEP_RULE",
+    "MODES",
+    "RANDOM_REDRAWS",
+    "STEP_RULES",
+    "BatchSource",
+    "GradientFn",
+    "WarmStartRecord",
+    "WarmStartSettings",
+    "instruction",
+    "make_instruction",
+    "maybe_warm_start",
+    "warm_start",
+    "warm_start_with",
+]

@@ -31,7 +31,7 @@ from ohgw.metrics import study_tags
 from ohgw.studies.methods import known_methods, parse_method
 from ohgw.studies.study import BUDGET_KINDS, SEARCHERS, ExperimentConfig
 from ohgw.studies.workload import Workload
-from ohgw.warmstart import DEFAULT_STEP_RULE, STEP_RULES, WarmStartSettings
+from ohgw.warmstart_settings import DEFAULT_STEP_RULE, STEP_RULES, WarmStartSettings
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -35,7 +35,7 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, TrialScheduler
 
 from ohgw import protocol
-from ohgw.warmstart import WarmStartSettings
+from ohgw.warmstart_settings import WarmStartSettings
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ohgw import metrics
-from ohgw.analysis.sequential import SequentialDesign, decision_sentence
 from ohgw.results import write_study
 from ohgw.studies.cluster import Group, discover_groups
 from ohgw.studies.dashboard import AUTH_WARNING, auth_disabled, check_dashboard_host, dashboard_note, is_loopback
-from ohgw.studies.looks import SequentialLooks
 from ohgw.studies.manifest import (
     MANIFEST,
     check_keep_tune_dirs,
@@ -58,6 +57,10 @@ from ohgw.studies.preflight import check_run
 from ohgw.studies.progress import StudyProgress, study_line
 from ohgw.studies.ray_session import RayLog, dashboard_url, default_log_path, init_ray
 from ohgw.studies.study import ExperimentConfig, check_methods, check_tune_state, run_study, tune_run_name
+
+if TYPE_CHECKING:  # a sequential study's modules (scipy, the analysis) are imported only when one runs
+    from ohgw.analysis.sequential import SequentialDesign
+    from ohgw.studies.looks import SequentialLooks
 
 STUDY_RETRIES = 3  # a study task whose node died is run again (it resumes from its Tune state in the storage)
 
@@ -122,6 +125,9 @@ def run_experiment(
         check_keep_tune_dirs(out)
     looks = None
     if sequential is not None:
+        from ohgw.analysis.sequential import decision_sentence
+        from ohgw.studies.looks import SequentialLooks
+
         if list(seeds) != list(range(sequential.max_pairs)):
             raise ValueError(f"seeds: a sequential study runs seeds 0..{sequential.max_pairs - 1} in order")
         looks = SequentialLooks(sequential, cfg, out, list(methods))  # refuses another design; writes nothing

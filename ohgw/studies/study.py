@@ -67,7 +67,7 @@ from ohgw.studies.ledger import BudgetStopper, StudyLedger, StudyRecorder, Study
 from ohgw.studies.ledger import live as live_ledger
 from ohgw.studies.methods import SchedulerArgs, parse_method
 from ohgw.studies.telemetry import StudyMetrics
-from ohgw.warmstart import WarmStartSettings
+from ohgw.warmstart_settings import WarmStartSettings
 
 BUDGET_KINDS = ("epochs", "seconds")
 SEARCHERS = ("random", "optuna")
