@@ -18,6 +18,8 @@ from ohgw.studies.runner import run_experiment
 from ohgw.studies.study import ExperimentConfig
 from ohgw.warmstart import WarmStartSettings
 
+import harness_trainables
+
 pytestmark = pytest.mark.ray
 
 METHODS = ["asha", "asha+ohgw"]
@@ -142,17 +144,25 @@ def test_trials_record_the_warm_start_settings_they_ran_with(experiment):
 
 
 def test_a_methods_own_eta_reaches_the_trials_table(ray_local, tmp_path):
-    from trainables.classification import train_classifier
-
-    cfg = small_config(experiment="eta sweep", budget=2.0, max_t=2)
-    summary = run_experiment(cfg, train_classifier, ["asha+ohgw@eta=0.1"], [0], tmp_path, quiet=True)
-    assert summary.ran == 1 and not summary.failed
-    tr = read_table(tmp_path, "trials")
-    assert len(tr) >= 1 and (tr["ws_eta_h"] == 0.1).all() and set(tr["ws_step_rule"]) == {"normalized"}
-    assert set(tr["method"]) == {"asha+ohgw@eta=0.1"} and set(tr["experiment"]) == {"eta sweep"}
-    # and the same command again (an experiment name that needs encoding in the path) resumes
-    again = run_experiment(cfg, train_classifier, ["asha+ohgw@eta=0.1"], [0], tmp_path, quiet=True)
-    assert again.ran == 0 and again.skipped == 1
+    # the plumbing of η_h (method name -> wrapper -> instruction -> the trainable's warm-start record -> trials
+    # table) is the trainable's only through ohgw.warmstart, so the light deterministic trainable of the resume
+    # tests shows it at a fraction of a digits study's cost
+    ray_local.cloudpickle.register_pickle_by_value(harness_trainables)  # the workers cannot import tests/
+    cfg = small_config(experiment="eta sweep", space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}),
+                       base_config={"epoch_s": 0.01}, budget=2.0, max_t=2)
+    try:
+        summary = run_experiment(cfg, harness_trainables.resume_trainable, ["asha+ohgw@eta=0.1"], [0], tmp_path,
+                                 quiet=True)
+        assert summary.ran == 1 and not summary.failed
+        tr = read_table(tmp_path, "trials")
+        assert len(tr) >= 1 and (tr["ws_eta_h"] == 0.1).all() and set(tr["ws_step_rule"]) == {"normalized"}
+        assert set(tr["method"]) == {"asha+ohgw@eta=0.1"} and set(tr["experiment"]) == {"eta sweep"}
+        # and the same command again (an experiment name that needs encoding in the path) resumes
+        again = run_experiment(cfg, harness_trainables.resume_trainable, ["asha+ohgw@eta=0.1"], [0], tmp_path,
+                               quiet=True)
+        assert again.ran == 0 and again.skipped == 1
+    finally:
+        ray_local.cloudpickle.unregister_pickle_by_value(harness_trainables)
 
 
 def test_budget_accounting(experiment):
