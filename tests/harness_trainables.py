@@ -51,18 +51,27 @@ HOLD_ENV = "OHGW_TEST_HOLD"  # resume_trainable's hold point, for the tests that
 
 
 def _hold_before_report() -> None:
-    """With ``$OHGW_TEST_HOLD`` naming a file that holds a count k: the study's k-th report waits while that
-    file exists (up to 120 s), after touching ``<file>.held``. One trial runs at a time in those tests, so
-    the count (kept in ``<file>.reports``) is the study's; a driver killed during the wait has stored
-    every earlier report, checkpoint and snapshot."""
+    """With ``$OHGW_TEST_HOLD`` naming a file that holds a count k (optionally followed by a method name): the
+    study's k-th report waits while that file exists (up to 120 s), after touching ``<file>.held``. One trial
+    runs at a time in those tests, so the count (kept in ``<file>.reports``) is the study's; with a method
+    named, only that method's study counts (other studies of the same driver run on unheld). A driver
+    killed during the wait has stored every earlier report, checkpoint and snapshot."""
     path = os.environ.get(HOLD_ENV)
-    if not path or not os.path.exists(path):
+    if not path:
         return
+    try:
+        k, *only = Path(path).read_text().split()
+    except FileNotFoundError:  # no hold (or the test has just released it)
+        return
+    if only:
+        from ohgw import metrics
+
+        if metrics.current_tags().get("method") != only[0]:
+            return
     counter = Path(path + ".reports")
     n = 1 + (int(counter.read_text()) if counter.exists() else 0)
     counter.write_text(str(n))
-    k = int(Path(path).read_text())
-    if n != k:
+    if n != int(k):
         return
     Path(path + ".held").touch()
     deadline = time.time() + 120

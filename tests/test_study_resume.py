@@ -1,16 +1,21 @@
-"""An interrupted study resumes where it stopped (issue 10 §2): SIGKILL of the driver mid-study, then the
-same command again. The resumed study's decisions and Parquet rows equal an uninterrupted run's.
+"""An interrupted study resumes where it stopped (issue 10 §2), and an interrupted experiment reruns each study
+exactly once: SIGKILL of the driver mid-study, then the same command again. The resumed study's decisions and
+Parquet rows equal an uninterrupted run's; the studies done before the kill are kept bit for bit.
 
 The trainable (:func:`harness_trainables.resume_trainable`) is deterministic on the epochs clock and
 one trial runs at a time, so two uninterrupted runs of a study are equal row for row (asserted below
 too: without it the comparison would prove nothing). Compared are every column but the wall clock,
 Tune's random trial ids and the node id; the studies row differs in ``resumes`` (1) only, apart from
-times. Run as a script, this module is the driver that the tests kill.
+times. Run as a script, this module is the driver that the tests kill (a process of its own, with its own
+local Ray, killed with it); the rerun is the same experiment through the same runner, here on the suite's
+shared Ray (a process of its own would add only another Ray start).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import logging
 import os
 import shutil
@@ -27,7 +32,7 @@ HERE = Path(__file__).parent
 if str(HERE) not in sys.path:  # as a script (the killed driver) and for the Ray workers
     sys.path.insert(0, str(HERE))
 
-from ohgw.results import read_table  # noqa: E402
+from ohgw.results import read_table, study_dir  # noqa: E402
 from ohgw.space import SearchSpace  # noqa: E402
 from ohgw.studies import checkpoints, resume, study  # noqa: E402
 from ohgw.studies.runner import run_experiment, tune_run_dir  # noqa: E402
@@ -60,11 +65,13 @@ def ray_here(ray_local):
     ray.cloudpickle.unregister_pickle_by_value(harness_trainables)
 
 
-def _comparable(out: Path) -> dict[str, pd.DataFrame]:
-    """The three tables without wall-clock columns and Tune's random trial ids, in a stable order."""
+def _comparable(out: Path, method: str) -> dict[str, pd.DataFrame]:
+    """The three tables of ``method``'s study without wall-clock columns and Tune's random trial ids, in a
+    stable order."""
     out_tables = {}
     for name, order in (("iterations", ["trial_index", "epoch"]), ("trials", ["trial_index"]), ("studies", [])):
         df = read_table(out, name)
+        df = df[df["method"] == method]
         df = df.drop(columns=[c for c in df.columns if c in TIMES or c.endswith("_time")])
         out_tables[name] = df.sort_values(order).reset_index(drop=True) if order else df.reset_index(drop=True)
     return out_tables
@@ -79,10 +86,10 @@ def _assert_same_study(resumed: dict, reference: dict, resumes: int) -> None:
         assert a[col] == b[col], col
 
 
-def _driver(out: Path, method: str, hold: Path) -> subprocess.Popen:
+def _driver(out: Path, methods: list[str], hold: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "RAY_AUTH_MODE": "disabled", harness_trainables.HOLD_ENV: str(hold)}
-    return subprocess.Popen([sys.executable, str(Path(__file__)), str(out), method], env=env,
+    return subprocess.Popen([sys.executable, str(Path(__file__)), str(out), ",".join(methods)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
@@ -90,30 +97,45 @@ def _mark(method: str) -> dict:
     return resume.marker(study.study_id("resume-test", method, 0), method, 0, config(method).fingerprint())
 
 
-def _kill_after(out: Path, method: str, k: int) -> None:
-    """Run the experiment in a driver process and SIGKILL it (and its local Ray) once ``k`` reports are in.
+def _study_file(out: Path, method: str) -> Path:
+    return study_dir(out, "studies", "resume-test", method, 0) / "part-0.parquet"
 
-    The trainable holds its (k+1)-th report (:func:`harness_trainables._hold_before_report`), so the kill
-    lands while the driver waits, after the k-th report's checkpoint and snapshot were stored. (A kill
-    in the milliseconds around a snapshot is a separate matter: a checkpoint the stored snapshot names
-    is never deleted, see ``tests/test_studies_disk.py``.)
+
+def _kill_after(out: Path, methods: list[str], held: str, k: int) -> None:
+    """Run the experiment (``methods`` x seed 0) in a driver process and SIGKILL it (and its local Ray) once
+    study ``held`` has made ``k`` reports and every other study is done.
+
+    The trainable holds ``held``'s (k+1)-th report (:func:`harness_trainables._hold_before_report`), so the
+    kill lands while the driver waits, after the k-th report's checkpoint and snapshot were stored; the
+    other studies (run beside it) are not held. (A kill in the milliseconds around a snapshot is a
+    separate matter: a checkpoint the stored snapshot names is never deleted, see ``tests/test_studies_disk.py``.)
     """
     hold = out.parent / "hold"
-    hold.write_text(str(k + 1))
-    proc = _driver(out, method, hold)
-    run_dir = tune_run_dir(out / "_tune", config(method), method, 0)
+    hold.write_text(f"{k + 1} {held}")
+    t0 = time.time()
+    proc = _driver(out, methods, hold)
+    run_dir = tune_run_dir(out / "_tune", config(held), held, 0)
+    others = [_study_file(out, m) for m in methods if m != held]
     deadline = time.time() + 240
-    while not Path(f"{hold}.held").exists() or resume.inspect(run_dir, _mark(method)).action != "resume":
+    while (not Path(f"{hold}.held").exists() or not all(p.exists() for p in others)
+           or resume.inspect(run_dir, _mark(held)).action != "resume"):
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-        assert time.time() < deadline, f"the driver never got to {k} reports and a restorable state"
+        assert time.time() < deadline, f"the driver never got to {k} reports, a restorable state and the other studies done"
         time.sleep(0.05)
+    print(f"driver: {held} held at report {k + 1} and {len(others)} other studies done {time.time() - t0:.1f} s "
+          "after its start")
     time.sleep(0.5)  # the driver's background copy of its last snapshot, if one was still going
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # the local Ray it started goes with it
     hold.unlink()
-    assert not (out / "studies").exists(), "the kill must land mid-study"
+    assert not _study_file(out, held).exists(), "the kill must land mid-study"
+
+
+def _study_files(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.glob("*/experiment=*/method=*/seed=*/part-0.parquet"))}
 
 
 @pytest.fixture(scope="module")
@@ -126,27 +148,44 @@ def reference(ray_here, tmp_path_factory):
             out = tmp_path_factory.mktemp(f"ref-{method.replace('+', '_')}")
             summary = run_experiment(config(method), resume_trainable, [method], [0], out, quiet=True)
             assert summary.ran == 1 and not summary.failed
-            cache[method] = _comparable(out)
+            cache[method] = _comparable(out, method)
         return cache[method]
 
     return get
 
 
-def _sigkill_and_resume(method: str, tmp_path, reference, k: int) -> dict:
+def _sigkill_and_resume(methods: list[str], held: str, tmp_path, reference, k: int) -> dict:
+    """Kill the driver of ``methods`` mid-study ``held`` (the others done), run the same experiment again:
+    the done studies are kept bit for bit, ``held`` resumes and equals its uninterrupted run."""
     out = tmp_path / "results"
-    _kill_after(out, method, k)
-    run_dir = tune_run_dir(out / "_tune", config(method), method, 0)
-    found = resume.inspect(run_dir, _mark(method))
+    _kill_after(out, methods, held, k)
+    run_dir = tune_run_dir(out / "_tune", config(held), held, 0)
+    found = resume.inspect(run_dir, _mark(held))
     assert found.action == "resume", found.reason
-    summary = run_experiment(config(method), resume_trainable, [method], [0], out, quiet=True)
-    assert summary.ran == 1 and not summary.failed
-    resumed = _comparable(out)
-    _assert_same_study(resumed, reference(method), resumes=1)
+    before = _study_files(out)
+    n_done = len(methods) - 1
+    assert len([k for k in before if k.startswith("studies/")]) == n_done
+    err = io.StringIO()
+    t0 = time.time()
+    summary = run_experiment(config(held), resume_trainable, methods, [0], out, quiet=True, stream=err)
+    print(f"rerun: {time.time() - t0:.1f} s")
+    assert summary.ran == 1 and summary.skipped == n_done and not summary.failed, err.getvalue()
+    if n_done:
+        assert f"resuming: {n_done} completed studies kept, 1 to run" in err.getvalue()
+    after = _study_files(out)
+    assert {k: v for k, v in after.items() if k in before} == before  # completed studies are bit-identical
+    assert len(after) == 3 * len(methods)
+    st, tr = read_table(out, "studies"), read_table(out, "trials")
+    assert sorted(st["method"]) == sorted(methods) and not st.duplicated(["method", "seed"]).any()
+    assert set(tr["method"]) == set(methods) and not tr.duplicated(["method", "seed", "trial_id"]).any()
+    resumed = _comparable(out, held)
+    _assert_same_study(resumed, reference(held), resumes=1)
     return resumed
 
 
-def test_asha_ohgw_study_killed_mid_study_resumes_with_equal_decisions_and_rows(tmp_path, reference):
-    resumed = _sigkill_and_resume("asha+ohgw", tmp_path, reference, k=7)
+def test_driver_killed_mid_experiment_keeps_done_studies_and_resumes_the_killed_one_with_equal_rows(tmp_path, reference):
+    # ASHA (not held) runs beside ASHA+OHGW and is done; the driver is killed during ASHA+OHGW's 8th report
+    resumed = _sigkill_and_resume(["asha", "asha+ohgw"], "asha+ohgw", tmp_path, reference, k=7)
     it, tr = resumed["iterations"], resumed["trials"]
     # the comparison means something: trials were cut at rungs, warm-starts moved x, the budget ended the study
     assert {"STOP", "CONTINUE"} <= set(it["decision"]) and tr["trial_index"].nunique() >= 4
@@ -156,7 +195,7 @@ def test_asha_ohgw_study_killed_mid_study_resumes_with_equal_decisions_and_rows(
 
 @pytest.mark.slow
 def test_pasha_study_killed_mid_study_resumes_with_equal_decisions_and_rows(tmp_path, reference):
-    resumed = _sigkill_and_resume("pasha", tmp_path, reference, k=9)
+    resumed = _sigkill_and_resume(["pasha"], "pasha", tmp_path, reference, k=9)
     assert "PAUSE" in set(resumed["iterations"]["decision"])
 
 
@@ -286,7 +325,7 @@ def test_the_tune_state_of_another_experiment_is_refused_with_one_line(pasha_mid
     assert not (out / "logs").exists() and not (out / "studies").exists()
 
 
-if __name__ == "__main__":  # the driver that the tests kill: python test_study_resume.py OUT METHOD
+if __name__ == "__main__":  # the driver that the tests kill: python test_study_resume.py OUT METHOD[,METHOD...]
     logging.basicConfig(level=logging.WARNING)
-    out_dir, method_name = sys.argv[1], sys.argv[2]
-    run_experiment(config(method_name), resume_trainable, [method_name], [0], out_dir, quiet=True, num_cpus=2)
+    out_dir, method_names = sys.argv[1], sys.argv[2].split(",")
+    run_experiment(config(method_names[0]), resume_trainable, method_names, [0], out_dir, quiet=True, num_cpus=2)
