@@ -10,8 +10,13 @@ imported both.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import warnings
+
+import numpy as np
+import pytest
 
 # torch-free at import: what the harness' driver and its study tasks load, and what they load the settings from
 TORCH_FREE = ("ohgw.studies.cli", "ohgw.studies.runner", "ohgw.studies.study", "ohgw.studies.methods",
@@ -38,3 +43,110 @@ def test_the_settings_re_exported_by_warmstart_are_the_torch_free_ones():
     for name in warmstart_settings.__all__:
         assert getattr(warmstart, name) is getattr(warmstart_settings, name), name
     assert ohgw.WarmStartSettings is warmstart_settings.WarmStartSettings
+
+
+# ---- a digits trial reads the data and its split without scikit-learn ------------------------------------------
+
+def _sklearn_split(seed: int):
+    """The split as the data module made it before :mod:`trainables.digits`: sklearn itself, in this process."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from trainables.classification.data import DIGITS_TEST_FRACTION, DIGITS_VAL_FRACTION
+
+    d = load_digits()
+    y = d.target.astype(np.int64)
+    rest, test = train_test_split(np.arange(len(y)), test_size=DIGITS_TEST_FRACTION, random_state=seed, stratify=y)
+    val_share = DIGITS_VAL_FRACTION / (1 - DIGITS_TEST_FRACTION)
+    train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=y[rest])
+    return d, {"train": train, "val": val, "test": test}
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    """The cache folder of this test alone (``$XDG_CACHE_HOME``), and the data module's per-process cache emptied."""
+    from trainables.classification import data
+
+    monkeypatch.delenv("OHGW_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    data.clear_cache()
+    yield tmp_path / "ohgw-tune" / "digits"
+    data.clear_cache()
+
+
+def _split(seed: int) -> dict:
+    from trainables import digits
+    from trainables.classification.data import DIGITS_TEST_FRACTION, DIGITS_VAL_FRACTION
+
+    return digits.stratified_split(digits.read_digits()[1], DIGITS_TEST_FRACTION, DIGITS_VAL_FRACTION, seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_digits_and_their_split_are_sklearns_exactly_computed_and_cached(cache_home, seed):
+    import torch
+
+    from trainables import digits
+    from trainables.classification.data import _standardise, load_dataset
+
+    d, ref = _sklearn_split(seed)
+    images, target = digits.read_digits()
+    assert images.dtype == d.images.dtype and np.array_equal(images, d.images)
+    assert target.dtype == d.target.dtype and np.array_equal(target, d.target)
+    for cached in (False, True):  # computed (and written), then read back from the file
+        assert [p.exists() for p in cache_home.glob("split-*.json")] == ([True] if cached else [])
+        got = _split(seed)
+        for part in ("train", "val", "test"):
+            assert got[part].dtype == np.int64 and np.array_equal(got[part], ref[part]), (cached, part)
+    # the data module's tensors are those of the old code path, bit for bit
+    s = load_dataset("digits", split_seed=seed)
+    x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)
+    y = torch.from_numpy(d.target.astype(np.int64))
+    want_x = _standardise(x[ref["train"]], x[ref["val"]], x[ref["test"]])
+    for got_x, want, got_y, idx in zip((s.train_x, s.val_x, s.test_x), want_x, (s.train_y, s.val_y, s.test_y),
+                                       (ref["train"], ref["val"], ref["test"])):
+        assert torch.equal(got_x, want) and torch.equal(got_y, y[idx])
+
+
+def _swap_two_train_indices(path):
+    stored = json.loads(path.read_text())
+    stored["train"][0], stored["train"][1] = stored["train"][1], stored["train"][0]  # still a partition
+    path.write_text(json.dumps(stored))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),  # a partial write
+    lambda p: p.write_bytes(b"\x00garbage"),
+    _swap_two_train_indices,  # readable, a partition, but not the split: its SHA-256 tells
+    lambda p: p.write_text(p.read_text().replace('"seed": 0', '"seed": 3')),  # another key's file under this name
+], ids=["truncated", "garbage", "swapped-indices", "another-key"])
+def test_a_damaged_split_cache_is_detected_and_rebuilt(cache_home, damage):
+    _, ref = _sklearn_split(0)
+    _split(0)
+    (path,) = cache_home.glob("split-*.json")
+    damage(path)
+    with pytest.warns(RuntimeWarning, match="digits split cache .* rebuilding it"):
+        got = _split(0)
+    assert all(np.array_equal(got[p], ref[p]) for p in ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt file is whole: read back without a warning
+        again = _split(0)
+    assert all(np.array_equal(again[p], ref[p]) for p in ref)
+    assert [p.name for p in cache_home.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_a_second_digits_process_does_not_import_sklearn(cache_home):
+    import hashlib
+
+    from trainables.classification.data import load_dataset
+
+    s = load_dataset("digits", split_seed=0)  # fills the cache in $XDG_CACHE_HOME
+    want = hashlib.sha256(s.train_x.numpy().tobytes() + s.test_y.numpy().tobytes()).hexdigest()
+    code = ("import hashlib\nfrom trainables.classification.data import load_dataset\n"
+            "s = load_dataset('digits', split_seed=0)\n"
+            "print(hashlib.sha256(s.train_x.numpy().tobytes() + s.test_y.numpy().tobytes()).hexdigest())")
+    probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home.parent.parent)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
+                         env=env).stdout.strip().splitlines()
+    assert out[-2] == want  # the same tensors in the second process
+    assert json.loads(out[-1])["sklearn"] is False

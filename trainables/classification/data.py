@@ -8,7 +8,9 @@ standardised per channel with the *training split's* mean and std:
   ``download=True``. 45,000 train / 5,000 val (seeded) / 10,000 test.
 - ``digits``: scikit-learn's real handwritten digits (:func:`sklearn.datasets.load_digits`,
   1,797 8×8 grayscale images, shipped with the package, no network): stratified,
-  seeded 65 % train / 15 % val / 20 % test.
+  seeded 65 % train / 15 % val / 20 % test, exactly as ``train_test_split`` makes them.
+  A trial reads them through :mod:`trainables.digits`, which imports scikit-learn only to
+  compute a split its cache does not hold yet (once per machine and split seed).
 - ``synthetic``: random tensors of CIFAR shape (3×32×32, 10 classes), for throughput
   benchmarks only: nothing in them can be learnt.
 
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 
 from trainables.augment import AugDraws, sample_draws
+from trainables.digits import read_digits, stratified_split
 
 DATASETS = ("cifar10", "digits", "synthetic")
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -163,16 +166,11 @@ def _load_cifar10(path: str | None, download: bool, split_seed: int) -> Splits:
 
 
 def _load_digits(path: str | None, download: bool, split_seed: int) -> Splits:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = d.images.astype(np.float32) / 16.0  # (1797, 8, 8), pixel values 0..16
-    y = d.target.astype(np.int64)
-    idx = np.arange(len(y))
-    rest, test_idx = train_test_split(idx, test_size=DIGITS_TEST_FRACTION, random_state=split_seed, stratify=y)
-    val_share = DIGITS_VAL_FRACTION / (1 - DIGITS_TEST_FRACTION)
-    train_idx, val_idx = train_test_split(rest, test_size=val_share, random_state=split_seed, stratify=y[rest])
+    images, target = read_digits()  # load_digits()' arrays, read without importing scikit-learn
+    x = images.astype(np.float32) / 16.0  # (1797, 8, 8), pixel values 0..16
+    y = target.astype(np.int64)
+    split = stratified_split(y, DIGITS_TEST_FRACTION, DIGITS_VAL_FRACTION, split_seed)  # cached per machine
+    train_idx, val_idx, test_idx = split["train"], split["val"], split["test"]
     xt = torch.from_numpy(x).unsqueeze(1)
     yt = torch.from_numpy(y)
     train_x, val_x, test_x = _standardise(xt[train_idx], xt[val_idx], xt[test_idx])
