@@ -18,22 +18,32 @@ import warnings
 import numpy as np
 import pytest
 
+from ohgw.studies import tables
+
 # torch-free at import: what the harness' driver and its study tasks load, and what they load the settings from
 TORCH_FREE = ("ohgw.studies.cli", "ohgw.studies.runner", "ohgw.studies.study", "ohgw.studies.methods",
               "ohgw.warmstart_settings", "ohgw.warmstart", "ohgw.cost", "ohgw.tune")
 HEAVY = ("torch", "scipy.stats", "sklearn")
+GPU_FREE = not any(os.path.exists(p) for p in tables.GPU_DEVICE_FILES)  # else torch counts the GPUs
 
 
-def _loaded_after(code: str) -> dict:
-    """Which of :data:`HEAVY` a fresh interpreter has imported after running ``code``."""
+def _run(code: str, env: dict | None = None) -> tuple[list[str], dict]:
+    """(the lines ``code`` printed, which of :data:`HEAVY` were imported) in a fresh interpreter."""
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
+                         env=env).stdout.strip().splitlines()
+    return out[:-1], json.loads(out[-1])
 
 
 def test_the_harness_modules_import_neither_torch_nor_scipy_stats():
-    loaded = _loaded_after("\n".join(f"import {m}" for m in TORCH_FREE))
-    assert loaded == {"torch": False, "scipy.stats": False, "sklearn": False}
+    from ohgw.studies.tables import hardware_info
+
+    # and a study task's last step, the studies table's hardware columns, needs no torch on a machine without GPUs
+    code = "\n".join(f"import {m}" for m in TORCH_FREE) + (
+        "\nfrom ohgw.studies.tables import hardware_info\nprint(json.dumps(hardware_info()))")
+    printed, loaded = _run(f"import json\n{code}")
+    assert loaded == {"torch": not GPU_FREE, "scipy.stats": False, "sklearn": False}
+    assert json.loads(printed[-1]) == hardware_info.__wrapped__()  # what torch (imported here) says
 
 
 def test_the_settings_re_exported_by_warmstart_are_the_torch_free_ones():
@@ -144,9 +154,6 @@ def test_a_second_digits_process_does_not_import_sklearn(cache_home):
     code = ("import hashlib\nfrom trainables.classification.data import load_dataset\n"
             "s = load_dataset('digits', split_seed=0)\n"
             "print(hashlib.sha256(s.train_x.numpy().tobytes() + s.test_y.numpy().tobytes()).hexdigest())")
-    probe = f"{code}\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home.parent.parent)}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
-                         env=env).stdout.strip().splitlines()
-    assert out[-2] == want  # the same tensors in the second process
-    assert json.loads(out[-1])["sklearn"] is False
+    printed, loaded = _run(code, env={**os.environ, "XDG_CACHE_HOME": str(cache_home.parent.parent)})
+    assert printed[-1] == want  # the same tensors in the second process
+    assert loaded["sklearn"] is False
