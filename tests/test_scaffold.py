@@ -247,7 +247,8 @@ def test_tuner_reports_checkpoints_and_retries_from_the_checkpoint_exactly(ray_l
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         param_space={"max_t": 4, "fail_marker": marker, protocol.INSTRUCTION_KEY: tune.grid_search([None, _instruction()])},
-        tune_config=tune.TuneConfig(metric=METRIC, mode="min"),
+        # one trial at a time, a worker reused where Tune can (a failed one is replaced): fewer torch imports
+        tune_config=tune.TuneConfig(metric=METRIC, mode="min", max_concurrent_trials=1, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="scaffold", verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=1)),
     )  # fmt: skip

@@ -23,7 +23,9 @@ def test_tuner_with_asha_and_ohgw_warm_starts_the_ssl_trainable(ray_local, tmp_p
     results = tune.Tuner(
         tune.with_resources(train_ssl, {"cpu": 1}),
         param_space={**space.param_space(), **TINY, "method": "tw-byol", "max_t": 2, "cache_dir": str(tmp_path / "c")},
-        tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=sched, num_samples=2, reuse_actors=True),
+        # one trial at a time in one reused worker: one process imports torch, not two
+        tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=sched, num_samples=2, reuse_actors=True,
+                                    max_concurrent_trials=1),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="ssl", verbose=0, callbacks=sched.callbacks()),
     ).fit()
     assert not results.errors and len(results) == 2
