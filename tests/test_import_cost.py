@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +45,41 @@ def test_the_harness_modules_import_neither_torch_nor_scipy_stats():
     printed, loaded = _run(f"import json\n{code}")
     assert loaded == {"torch": not GPU_FREE, "scipy.stats": False, "sklearn": False}
     assert json.loads(printed[-1]) == hardware_info.__wrapped__()  # what torch (imported here) says
+
+
+def _study_task(cfg, trainable, storage: str) -> dict:
+    """A study as the runner runs one (:func:`ohgw.studies.study.run_study` in a Ray task), and what it imported."""
+    from ohgw.studies.study import AUTO_LOGGERS_ENV, run_study
+
+    before = {m: m in sys.modules for m in HEAVY}
+    tables = run_study(cfg, trainable, "asha+ohgw", 0, storage)
+    files = sorted(p.name for p in Path(storage).rglob("*") if p.is_file())
+    return {"before": before, "after": {m: m in sys.modules for m in HEAVY}, "rows": {k: len(v) for k, v in tables.items()},
+            "env": os.environ.get(AUTO_LOGGERS_ENV), "files": files}
+
+
+@pytest.mark.ray
+def test_a_study_task_imports_no_torch_when_its_trainable_does_not(ray_local, tmp_path):
+    from ohgw.space import SearchSpace
+    from ohgw.studies.study import ExperimentConfig
+
+    import harness_trainables
+
+    cfg = ExperimentConfig(experiment="import-cost", space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}),
+                           base_config={"epoch_s": 0.01}, max_t=2, budget=2.0, tau=0.5)
+    ray_local.cloudpickle.register_pickle_by_value(harness_trainables)  # the workers cannot import tests/
+    try:  # a runtime env of its own: a fresh worker process, which no earlier task has made import torch
+        task = ray_local.remote(num_cpus=0, runtime_env={"env_vars": {"OHGW_TEST_FRESH_WORKER": "import-cost"}})
+        got = ray_local.get(task(_study_task).remote(cfg, harness_trainables.curve_trainable, str(tmp_path)))
+    finally:
+        ray_local.cloudpickle.unregister_pickle_by_value(harness_trainables)
+    assert got["before"] == dict.fromkeys(HEAVY, False)  # the precondition: a fresh worker
+    assert got["rows"]["studies"] == 1 and got["rows"]["iterations"] >= 2
+    assert got["after"] == {"torch": not GPU_FREE, "scipy.stats": False, "sklearn": False}
+    # Tune's CSV and JSON logs are still written, TensorBoard's (tensorboardX imports torch) not
+    assert {"progress.csv", "result.json"} <= set(got["files"])
+    assert not [f for f in got["files"] if f.startswith("events.out.tfevents")]
+    assert got["env"] is None  # the switch is unset again once the study has run
 
 
 def test_the_settings_re_exported_by_warmstart_are_the_torch_free_ones():

@@ -43,6 +43,7 @@ of another experiment is refused (:class:`~ohgw.studies.resume.StudyStateMismatc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -70,6 +71,7 @@ from ohgw.studies.telemetry import StudyMetrics
 from ohgw.warmstart_settings import WarmStartSettings
 
 BUDGET_KINDS = ("epochs", "seconds")
+AUTO_LOGGERS_ENV = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # "1": Tune adds no CSV/JSON/TensorBoard logger itself
 SEARCHERS = ("random", "optuna")
 # settings of the analysis, not of the studies: outside the fingerprint (τ is validated against the range)
 ANALYSIS_FIELDS = ("tau", "metric_range")
@@ -237,6 +239,25 @@ def _tap(cfg: ExperimentConfig, method_name: str, seed: int, ledger: StudyLedger
     return StudyTap(inner, ledger), inner, callbacks
 
 
+@contextlib.contextmanager
+def _no_tensorboard_logger():
+    """Tune adds no logger of its own while a study runs (the study passes its CSV and JSON loggers).
+
+    Its TensorBoard logger would import tensorboardX, which imports torch: ~3 s of CPU in every study
+    task, whose trainable may need no torch, for event files nothing reads (the Tune folder is removed
+    after the export). A user's own ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS`` wins; afterwards the process'
+    environment is as it was.
+    """
+    if AUTO_LOGGERS_ENV in os.environ:
+        yield
+        return
+    os.environ[AUTO_LOGGERS_ENV] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(AUTO_LOGGERS_ENV, None)
+
+
 def _restored(fn, run_dir: str, sid: str):
     """``Tuner.restore`` of a study's run (unfinished trials resumed, errored ones stay ended), or None
     (logged) when Tune cannot read its own state."""
@@ -302,6 +323,7 @@ def run_study(
     # loses at most one epoch per trial) and warn each time epochs are under 5 s apart; the
     # snapshot is small and is what a resume needs: keep the console quiet unless the user chose
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    loggers = [tune.logger.CSVLoggerCallback(), tune.logger.JsonLoggerCallback()]  # Tune's, but no TensorBoard's
     fn = tune.with_resources(_named(metrics.tagged(trainable, cfg.experiment, method_name, seed), name),
                              _resources(cfg, group_label))
     with live_ledger(ledger):  # Tuner.restore's unpickled plug-ins share this ledger (ohgw.studies.ledger)
@@ -328,13 +350,14 @@ def run_study(
                     name=name,
                     storage_path=storage_dir,
                     stop=BudgetStopper(ledger),
-                    callbacks=[recorder, *callbacks, live],  # Tune matches callback states by position
+                    callbacks=[recorder, *callbacks, live, *loggers],  # Tune matches callback states by position
                     failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
                     verbose=verbose,
                 ),
             )
-        tuner.fit()
+        with _no_tensorboard_logger():
+            tuner.fit()
     meta = {
         "study_id": sid,
         "vanilla_method": method.vanilla,
