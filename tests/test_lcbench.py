@@ -152,7 +152,9 @@ def test_a_tuner_with_asha_and_ohgw_runs_eight_trials(ray_local, tmp_path):
     results = tune.Tuner(
         tune.with_resources(train_lcbench, {"cpu": 1}),
         param_space={**space.param_space(), "max_t": 9, "epoch_s": 0.0},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=8, reuse_actors=True),
+        # one trial at a time in one reused worker: one process imports torch and Ray, not two
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=8, reuse_actors=True,
+                                    max_concurrent_trials=1),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="lcbench", verbose=0, callbacks=sched.callbacks()),
     ).fit()
     assert not results.errors and len(results) == 8
