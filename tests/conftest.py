@@ -31,7 +31,7 @@ def _shutdown_shared() -> None:
 # workers no long module starts last while the other worker has nothing left to do. A dispatch order only:
 # a stale list costs time, never a result.
 LONG_MODULES = ("test_cluster_ns", "test_study_resume", "test_slurm", "test_jepa", "test_classification",
-                "test_user_integration", "test_study_harness", "test_runner_interrupt", "test_studies_console",
+                "test_user_integration", "test_study_harness", "test_studies_console",
                 "test_runner_placement", "test_pasha_tune", "test_studies_disk", "test_dyhpo_tune")
 
 
