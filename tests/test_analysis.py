@@ -246,8 +246,7 @@ def test_cli_exit_codes(tmp_path):
                                              "(expected studies/experiment=*/method=*/seed=*/part-0.parquet)"]
 
 
-def test_cli_warns_and_exits_zero_when_tau_is_never_reached(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))  # no PDF/PNG: seconds, not a minute
+def test_cli_warns_and_exits_zero_when_tau_is_never_reached(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("analyze_cli", ROOT / "experiments" / "analyze.py")
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)

@@ -271,11 +271,11 @@ def test_dropping_the_variance_term_collapses_and_ends_the_run():
     assert not any(r["collapsed"] for r in healthy) and healthy[-1]["embedding_std"] > 0.2
 
 
-def test_two_epochs_restore_one_epoch_equals_three_straight(tmp_path):
-    cfg = {**TINY, "max_t": 3, "teacher_forcing": 0.3}
-    straight = train_epochs(cfg, 3, num_threads=THREADS)
+def test_two_epochs_restore_two_epochs_equals_four_straight(tmp_path):
+    cfg = {**TINY, "max_t": 4, "teacher_forcing": 0.3}
+    straight = train_epochs(cfg, 4, num_threads=THREADS)
     first = train_epochs(cfg, 2, save_to=tmp_path, num_threads=THREADS)
-    second = train_epochs(cfg, 1, restore_from=tmp_path, num_threads=THREADS)
+    second = train_epochs(cfg, 2, restore_from=tmp_path, num_threads=THREADS)
     keys = ("val_rmse", "test_rmse", "val_loss", "train_loss", "rankme", "training_iteration")
     assert [[r[k] for k in keys] for r in first + second] == [[r[k] for k in keys] for r in straight]
 
