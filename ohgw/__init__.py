@@ -3,8 +3,9 @@
 The house, one layer per package (imports go downwards only; nothing here imports ``trainables``):
 
 - the method: :mod:`ohgw.space`, :mod:`ohgw.hypergrad`, :mod:`ohgw.update_rules`,
-  :mod:`ohgw.warmstart`, :mod:`ohgw.cost`, and :mod:`ohgw.protocol`, which owns every key
-  exchanged between the wrapper, the trainables and the harness;
+  :mod:`ohgw.warmstart` (its settings in the torch-free :mod:`ohgw.warmstart_settings`, which the
+  harness imports), :mod:`ohgw.cost`, and :mod:`ohgw.protocol`, which owns every key exchanged
+  between the wrapper, the trainables and the harness;
 - :mod:`ohgw.tune`: the Tune plug-ins (the :class:`OHGW` wrapper, callbacks, searcher feedback,
   scheduler state); :mod:`ohgw.pasha`: PASHA and promotion-type ASHA;
 - :mod:`ohgw.studies`: the study harness (it takes the trainable as an argument);
@@ -28,7 +29,7 @@ _EXPORTS = {
     "SGD": ".update_rules",
     "AdamW": ".update_rules",
     "WarmStartRecord": ".warmstart",
-    "WarmStartSettings": ".warmstart",
+    "WarmStartSettings": ".warmstart_settings",
     "maybe_warm_start": ".warmstart",
     "warm_start": ".warmstart",
     "OHGW": ".tune.wrapper",
