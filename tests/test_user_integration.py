@@ -2,7 +2,9 @@
 
 The trainable's OHGW integration is the block between the two ``# --- OHGW`` markers
 (12 lines); the driver side is ``scheduler=OHGW(scheduler, space, WarmStartSettings(...))`` and
-``callbacks=sched.callbacks()``.
+``callbacks=sched.callbacks()``. The HyperBand run checks how trials are scheduled, so its workers run the
+harness tests' torch-free trainable (``harness_trainables.resume_trainable``: a real warm-start through
+``ohgw.warmstart.warm_start_with``) and import no torch (about 3 CPU-s per worker).
 """
 
 from __future__ import annotations
@@ -149,9 +151,10 @@ def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_local, tmp_path):
         assert t.value == pytest.approx(result.metrics["val_acc"])
 
 
-def _run_wrapped(inner, kind: str, tmp_path, concurrency: dict, max_t: int, cpus: float | None = None):
+def _run_wrapped(inner, kind: str, tmp_path, concurrency: dict, max_t: int, cpus: float | None = None,
+                 trainable=user_trainable):
     sched = OHGW(inner, SPACE, WarmStartSettings(step_rule="normalized", seed=1))
-    trainable = user_trainable if cpus is None else tune.with_resources(user_trainable, {"cpu": cpus})
+    trainable = trainable if cpus is None else tune.with_resources(trainable, {"cpu": cpus})
     grid = tune.Tuner(
         trainable,
         param_space={**SPACE.param_space(), "max_t": max_t},
@@ -169,7 +172,7 @@ def _run_wrapped(inner, kind: str, tmp_path, concurrency: dict, max_t: int, cpus
 
 @pytest.mark.ray
 @pytest.mark.timeout(150)
-# 4 at once is the harder case (every trial of the first bracket live; 4 workers that each import torch);
+# 4 at once is the harder case (every trial of the first bracket live, 4 workers; torch-free: module doc);
 # 2 at once (a live-trial limit below the bracket size) is slow-marked: the default suite decides it at hook
 # level (test_tune_hyperband_save_window.py: workers 4 / max_live 2; test_scheduler_wrapper.py: 2 / 2)
 @pytest.mark.parametrize("concurrent", [pytest.param(2, marks=pytest.mark.slow), 4])
@@ -178,8 +181,15 @@ def test_hyperband_runs_wrapped_with_several_trials_at_once(ray_local, tmp_path,
     finishes, which Ray's HyperBand leaves PAUSED forever (the wrapper stops it: ohgw.tune.delegating)."""
     from ray.tune.schedulers import HyperBandScheduler
 
-    grid = _run_wrapped(HyperBandScheduler(max_t=3, reduction_factor=2), f"hyperband{concurrent}", tmp_path,
-                        {"max_concurrent_trials": concurrent}, max_t=3, cpus=0.5)
+    import harness_trainables
+
+    ray_local.cloudpickle.register_pickle_by_value(harness_trainables)  # the workers cannot import tests/
+    try:
+        grid = _run_wrapped(HyperBandScheduler(max_t=3, reduction_factor=2), f"hyperband{concurrent}", tmp_path,
+                            {"max_concurrent_trials": concurrent}, max_t=3, cpus=0.5,
+                            trainable=harness_trainables.resume_trainable)
+    finally:
+        ray_local.cloudpickle.unregister_pickle_by_value(harness_trainables)
     assert all(r.metrics["training_iteration"] <= 3 for r in grid)
 
 
