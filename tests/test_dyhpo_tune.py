@@ -139,44 +139,36 @@ def test_restore_continues_with_exactly_the_same_decisions(uninterrupted, tmp_pa
 
 
 def ohgw_trainable(config):
-    """A tiny user trainable with the OHGW warm-start block and a checkpoint per epoch."""
-    import torch
-    import torch.nn.functional as F
+    """A tiny user trainable without torch (what is checked is the scheduling): the curves of :func:`curve` in
+    lr; the OHGW warm-start through :func:`ohgw.warmstart.warm_start_with` with the exact gradient of
+    ``|u - u*|^2`` (u: log10 search coordinates; u* is u with lr at 0.1, so lr
+    moves by the whole normalized step); a checkpoint per epoch."""
+    import numpy as np
     from ray import tune
 
-    from ohgw import SGD, HyperGradProblem, maybe_warm_start
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(96, 4, generator=g)
-    y = (x @ torch.randn(4, 2, generator=g)).argmax(1)
-    model = torch.nn.Linear(4, 2)
-    torch.manual_seed(0)
-
-    def loss(params, buffers, batch, hp=None):
-        return F.cross_entropy(torch.func.functional_call(model, (params, buffers), (batch[0],)), batch[1])
+    from ohgw.warmstart import instruction, warm_start_with
 
     record, start = None, 0
     ckpt = tune.get_checkpoint()
-    if ckpt is None:
-        problem = HyperGradProblem(model, train_loss=loss, val_loss=loss, update_rule=SGD())
-        config, record = maybe_warm_start(config, problem, ((x[:32], y[:32]), (x[64:], y[64:])))
-    else:
-        with ckpt.as_directory() as d:
-            state = torch.load(os.path.join(d, "state.pt"))
-        model.load_state_dict(state["model"])
-        start = state["epoch"]
+    found = instruction(config) if ckpt is None else None  # warm-start once, at the start, never on resume
+    if found is not None:
+        settings, space = found
+
+        def gradient(current, step):
+            d = np.asarray(space.to_u(current)) - np.asarray(space.to_u({**current, "lr": 0.1}))
+            return 2.0 * d, float(d @ d)
+
+        config, record = warm_start_with(gradient, space, config, settings)
+    elif ckpt is not None:
+        with ckpt.as_directory() as d, open(os.path.join(d, "state.json")) as f:
+            start = json.load(f)["epoch"]
     first = record.flat() if record is not None else {}
-    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], weight_decay=config["wd"])
     for epoch in range(start + 1, config["max_t"] + 1):
-        opt.zero_grad()
-        F.cross_entropy(model(x[:64]), y[:64]).backward()
-        opt.step()
-        with torch.no_grad():
-            acc = float((model(x[64:]).argmax(1) == y[64:]).float().mean()) + config["lr"] / 100
         with tempfile.TemporaryDirectory() as d:
-            torch.save({"model": model.state_dict(), "epoch": epoch}, os.path.join(d, "state.pt"))
-            tune.report({"val_acc": acc, "resumed_from": start, "lr_used": config["lr"], **first},
-                        checkpoint=tune.Checkpoint.from_directory(d))
+            with open(os.path.join(d, "state.json"), "w") as f:
+                json.dump({"epoch": epoch}, f)
+            tune.report({"val_acc": curve(config["lr"], epoch), "resumed_from": start, "lr_used": config["lr"],
+                         **first}, checkpoint=tune.Checkpoint.from_directory(d))
         first = {}
 
 
