@@ -14,13 +14,10 @@ import warnings
 import numpy as np
 import pytest
 import ray.cloudpickle as cloudpickle
-import torch
-import torch.nn.functional as F
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule, TrialScheduler
-from torch import nn
 
-from ohgw import SGD, HyperGradProblem, SearchSpace, maybe_warm_start
+from ohgw import SearchSpace
 from ohgw.protocol import INSTRUCTION_KEY
 from ohgw.testing.replay import Replay, stub_trial
 from ohgw.tune.wrapper import OHGW
@@ -212,27 +209,24 @@ def test_restore_refuses_another_scheduler_type(tmp_path):
 
 # ---- real Tuner runs --------------------------------------------------------------------------------------
 def tiny_trainable(config):
-    """A user's trainable: a linear classifier, SGD, the OHGW call, one report per epoch."""
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(96, 6, generator=g)
-    y = (x @ torch.randn(6, 2, generator=g)).argmax(1)
-    model = nn.Linear(6, 2)
+    """A user's trainable without torch (what is checked is the wrapper built from a param space): the OHGW
+    warm-start through :func:`ohgw.warmstart.warm_start_with` with the exact gradient of ``|u - u*|^2`` (u: the
+    search coordinates; u* is u with lr at 0.1), then one report per epoch of a curve in lr."""
+    from ohgw.warmstart import instruction, warm_start_with
 
-    def loss(params, buffers, batch, hp=None):
-        return F.cross_entropy(torch.func.functional_call(model, (params, buffers), (batch[0],)), batch[1])
+    first = {}
+    found = instruction(config)
+    if found is not None:
+        settings, space = found
 
-    problem = HyperGradProblem(model, train_loss=loss, val_loss=loss, update_rule=SGD())
-    config, record = maybe_warm_start(config, problem, ((x[:48], y[:48]), (x[48:], y[48:])))
-    first = record.flat() if record is not None else {}
-    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], weight_decay=config["wd"], momentum=config["momentum"])
-    for _ in range(config["max_t"]):
-        opt.zero_grad()
-        F.cross_entropy(model(x[:48]), y[:48]).backward()
-        opt.step()
-        with torch.no_grad():
-            acc = float((model(x[48:]).argmax(1) == y[48:]).float().mean())
-        tune.report({"val_acc": acc, **first})
+        def gradient(current, step):
+            d = np.asarray(space.to_u(current)) - np.asarray(space.to_u({**current, "lr": 0.1}))
+            return 2.0 * d, float(d @ d)
+
+        config, record = warm_start_with(gradient, space, config, settings)
+        first = record.flat()
+    for t in range(1, config["max_t"] + 1):
+        tune.report({"val_acc": (1 - abs(math.log10(config["lr"]) + 1) / 3) * (1 - math.exp(-t)), **first})
         first = {}
 
 
@@ -246,7 +240,7 @@ def test_a_plain_tuner_with_the_param_space_warm_starts(ray_local, tmp_path):
         tiny_trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=2, reuse_actors=True,
-                                    max_concurrent_trials=1),  # one worker imports torch, not two
+                                    max_concurrent_trials=1),  # one reused worker
         run_config=tune.RunConfig(name="dropin", storage_path=str(tmp_path), verbose=0),
     ).fit()
     assert grid.num_errors == 0 and len(grid) == 2
