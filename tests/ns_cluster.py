@@ -45,6 +45,10 @@ TESTS = Path(__file__).resolve().parent
 START_TIMEOUT_S = 240.0  # every node up and registered, on a loaded 2-core machine
 # Ray's GCS health check of each node (RAY_health_check_<key>, read by the head's gcs_server)
 HEALTH_CHECK_KEYS = ("period_ms", "failure_threshold", "timeout_ms", "initial_delay_ms")
+# Ray daemons no test of this cluster uses, each a Python process of its own on 2 shared cores (about 2.5 CPU-s
+# each to start): every node's log monitor (it streams workers' output to drivers; the drivers here read only
+# their own stderr and the Parquet tables) and the head's autoscaler monitor (``--no-monitor``)
+LEAN_NODE = ["--include-log-monitor=false"]
 
 
 def _run(*cmd: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
@@ -160,9 +164,10 @@ class NsCluster:
 
     def _launch(self, node: Node) -> None:
         ray_args = ["--block", f"--node-ip-address={node.ip}", f"--temp-dir={self.temp_dir}",
-                    "--object-store-memory=80000000", "--disable-usage-stats"]
+                    "--object-store-memory=80000000", "--disable-usage-stats", *LEAN_NODE]
         if node.group is None:
-            ray_args += ["--head", "--port=6379", "--num-cpus=0", "--num-gpus=0", "--include-dashboard=false"]
+            ray_args += ["--head", "--port=6379", "--num-cpus=0", "--num-gpus=0", "--include-dashboard=false",
+                         "--no-monitor"]
         else:
             ray_args += [f"--address={self.address}", f"--num-cpus={self.cpus_per_worker}",
                          f"--num-gpus={self.gpus_per_worker}", f"--labels=ohgw-group={node.group}"]
