@@ -122,6 +122,32 @@ def test_warm_start_uses_the_optimizer_with_x_prime_and_leaves_the_init_alone():
     assert torch.equal(plain.generator.get_state(), run.generator.get_state())
 
 
+@pytest.mark.parametrize("hp", [{}, {"momentum": 0.5, "nesterov": False, "wd": 0.0}, {"momentum": 0.0}])
+def test_cpu_sgd_is_torch_optim_sgd_bit_for_bit_and_checkpoints_load_both_ways(hp, monkeypatch):
+    import trainables.classification.run as run_module
+    from trainables.classification.sgd import PlainSGD
+
+    cfg = {"max_t": 2, **hp}
+    ours = ClassificationRun(cfg, num_threads=THREADS)
+    with monkeypatch.context() as m:  # the reference: torch.optim.SGD itself
+        m.setattr(run_module, "PlainSGD", torch.optim.SGD)
+        ref = ClassificationRun(cfg, num_threads=THREADS)
+        ref.warm_start()
+    ours.warm_start()
+    assert isinstance(ours.optimizer, PlainSGD) and type(ref.optimizer) is torch.optim.SGD
+    for _ in range(2):  # 2 x 3 steps, the learning rate set per step as in training
+        assert ours.train_pass(max_batches=3) == ref.train_pass(max_batches=3)
+    assert all(torch.equal(v, ref.model.state_dict()[k]) for k, v in ours.model.state_dict().items())
+    a, b = ours.optimizer.state_dict(), ref.optimizer.state_dict()
+    assert a["param_groups"] == b["param_groups"] and a["state"].keys() == b["state"].keys()
+    assert all(torch.equal(a["state"][i]["momentum_buffer"], b["state"][i]["momentum_buffer"]) for i in a["state"])
+    # either optimizer's checkpoint state loads into the other and steps on identically
+    ours.optimizer.load_state_dict(b)
+    ref.optimizer.load_state_dict(a)
+    assert ours.train_pass(max_batches=2) == ref.train_pass(max_batches=2)
+    assert all(torch.equal(v, ref.model.state_dict()[k]) for k, v in ours.model.state_dict().items())
+
+
 def test_augmentation_draws_do_not_depend_on_the_magnitude(monkeypatch):
     # A trial whose warm-start (or random step) clipped aug_magnitude to 0 must keep its vanilla
     # twin's random stream: the same batches and the same crop/flip draws, step after step.
