@@ -2,9 +2,10 @@
 
 The trainable's OHGW integration is the block between the two ``# --- OHGW`` markers
 (12 lines); the driver side is ``scheduler=OHGW(scheduler, space, WarmStartSettings(...))`` and
-``callbacks=sched.callbacks()``. The HyperBand run checks how trials are scheduled, so its workers run the
-harness tests' torch-free trainable (``harness_trainables.resume_trainable``: a real warm-start through
-``ohgw.warmstart.warm_start_with``) and import no torch (about 3 CPU-s per worker).
+``callbacks=sched.callbacks()``. The Optuna and HyperBand runs check what the searcher is told and how trials
+are scheduled, so their workers run the harness tests' torch-free trainable
+(``harness_trainables.resume_trainable``: a real warm-start through ``ohgw.warmstart.warm_start_with``) and
+import no torch (about 3 CPU-s per worker).
 """
 
 from __future__ import annotations
@@ -126,17 +127,23 @@ def test_optuna_tpe_learns_from_x_prime_in_a_real_run(ray_local, tmp_path):
 
     from ohgw.tune.searcher import RAY_TRIAL_ID_ATTR, SUPERSEDED_ATTR, X_ATTR_PREFIX, OHGWSearcher
 
+    import harness_trainables
+
     sched = OHGW(ASHAScheduler(max_t=2, grace_period=1, reduction_factor=2), SPACE, step_rule="normalized", seed=2)
     optuna_search = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
+    ray_local.cloudpickle.register_pickle_by_value(harness_trainables)  # the workers cannot import tests/
     tuner = tune.Tuner(
-        user_trainable,
+        harness_trainables.resume_trainable,  # torch-free: what is checked is what TPE is told
         param_space={**SPACE.param_space(), "max_t": 2},
         tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=sched, num_samples=4, reuse_actors=True,
                                     # one trial at a time: one worker, and TPE sees each x' before it suggests
                                     search_alg=ConcurrencyLimiter(OHGWSearcher(optuna_search), max_concurrent=1)),
         run_config=tune.RunConfig(name="optuna", storage_path=str(tmp_path), callbacks=sched.callbacks(), verbose=0),
     )
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    finally:
+        ray_local.cloudpickle.unregister_pickle_by_value(harness_trainables)
     assert grid.num_errors == 0 and len(grid) == 4
     # the driver's searcher object is the one Tune used (Tuner.fit runs in this process)
     study = optuna_search._ot_study
