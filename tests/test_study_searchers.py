@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ohgw.results import read_table
@@ -48,6 +49,9 @@ def test_wall_clock_budget_ends_the_study(ray_with_tests_on_path, tmp_path):
     st, it = read_table(tmp_path, "studies"), read_table(tmp_path, "iterations")
     assert bool(st["budget_exhausted"].iloc[0])
     # the study ran its 6 s (the stopper also checks the clock between reports) and no report came
-    # much later: the last one lands within an epoch plus a trial start-up of the budget
+    # much later: the last one lands within an epoch plus a trial start-up of the budget; and the reports
+    # went on until the budget, give or take the longest pause between two of them (on a busy machine a
+    # trial start-up can leave more than 1 s without a report)
     assert st["wall_s"].iloc[0] >= 6.0
-    assert 6.0 - 1.0 <= it["wall_s"].max() <= 6.0 + 5.0
+    pause = max(1.0, float(np.diff(np.sort(it["wall_s"].to_numpy())).max()))
+    assert 6.0 - pause <= it["wall_s"].max() <= 6.0 + 5.0
