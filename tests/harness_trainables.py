@@ -87,18 +87,17 @@ def resume_trainable(config: dict) -> None:
 
     - the curve: ``val_acc = c(lr) * (1 - exp(-epoch / 3))``, c peaking at lr = 0.1;
     - a warm-start when the OHGW wrapper asks for one (:func:`ohgw.warmstart.warm_start_with`)
-      with the exact gradient of ``(u_lr + 1)^2`` (u: log10 search coordinates), so x′ moves lr
-      towards 0.1; it costs a nominal :data:`WS_EPOCHS` epochs. A trial restarted from scratch after
+      with the exact gradient of ``(u_lr + 1)^2`` (u: log10 search coordinates;
+      :mod:`ohgw.testing.quadratic`), so x′ moves lr towards 0.1; it costs a nominal :data:`WS_EPOCHS` epochs. A trial restarted from scratch after
       its x′ was recorded (the wrapper consumed the instruction) is charged the same;
     - costs: ``epoch_s`` per epoch (slept, so that a driver can be killed mid-study), charged nominally;
     - a checkpoint every epoch (its epoch), restored from ``tune.get_checkpoint()``.
     """
-    import numpy as np
     import ray
     from ray import tune
 
     from ohgw import protocol
-    from ohgw.warmstart import instruction, warm_start_with
+    from ohgw.testing.quadratic import warm_start_toward
 
     epoch_s = float(config.get("epoch_s", 0.05))
     start = 0
@@ -108,20 +107,14 @@ def resume_trainable(config: dict) -> None:
             start = json.load(f)["epoch"]
     config = dict(config)
     ws_report: dict = {}
-    found = instruction(config) if start == 0 else None
-    if found is not None:
-        settings, space = found
-
-        def gradient(current: dict, step: int):
-            u = space.to_u(current)
-            u_star = space.to_u({**current, "lr": 0.1})
-            return 2.0 * (np.asarray(u) - np.asarray(u_star)), float(np.sum((np.asarray(u) - np.asarray(u_star)) ** 2))
-
-        config, record = warm_start_with(gradient, space, config, settings)
+    record = None
+    if start == 0:
+        config, record = warm_start_toward(config, {"lr": 0.1})
+    if record is not None:
         record.wall_s = record.compute_s = WS_EPOCHS * epoch_s  # nominal, as every cost here
         record.peak_rss_mib = 1.0
         ws_report = protocol.warm_start_result(record.to_dict(), share_of_epoch=WS_EPOCHS)
-    warm_started = found is not None or protocol.applied_mode(config) != "none"
+    warm_started = record is not None or protocol.applied_mode(config) != "none"
     ws = WS_EPOCHS if warm_started else 0.0
     ceiling = 0.95 - 0.2 * abs(math.log10(config["lr"]) + 1.0)
     node = ray.get_runtime_context().get_node_id()

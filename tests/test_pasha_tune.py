@@ -183,23 +183,15 @@ def ohgw_trainable(config):
     :func:`curve` in lr; the OHGW warm-start through :func:`ohgw.warmstart.warm_start_with` with the exact
     gradient of ``|u - u*|^2`` (u: log10 search coordinates; u* is u with lr at 0.1, so lr
     moves by the whole normalized step); a checkpoint per epoch."""
-    import numpy as np
     from ray import tune
 
-    from ohgw.warmstart import instruction, warm_start_with
+    from ohgw.testing.quadratic import warm_start_toward
 
     record, start = None, 0
     ckpt = tune.get_checkpoint()
-    found = instruction(config) if ckpt is None else None  # warm-start once, at the start, never on resume
-    if found is not None:
-        settings, space = found
-
-        def gradient(current, step):
-            d = np.asarray(space.to_u(current)) - np.asarray(space.to_u({**current, "lr": 0.1}))
-            return 2.0 * d, float(d @ d)
-
-        config, record = warm_start_with(gradient, space, config, settings)
-    elif ckpt is not None:
+    if ckpt is None:  # warm-start once, at the start, never on resume
+        config, record = warm_start_toward(config, {"lr": 0.1})
+    else:
         with ckpt.as_directory() as d, open(os.path.join(d, "state.json")) as f:
             start = json.load(f)["epoch"]
     first = record.flat() if record is not None else {}

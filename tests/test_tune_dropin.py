@@ -212,19 +212,10 @@ def tiny_trainable(config):
     """A user's trainable without torch (what is checked is the wrapper built from a param space): the OHGW
     warm-start through :func:`ohgw.warmstart.warm_start_with` with the exact gradient of ``|u - u*|^2`` (u: the
     search coordinates; u* is u with lr at 0.1), then one report per epoch of a curve in lr."""
-    from ohgw.warmstart import instruction, warm_start_with
+    from ohgw.testing.quadratic import warm_start_toward
 
-    first = {}
-    found = instruction(config)
-    if found is not None:
-        settings, space = found
-
-        def gradient(current, step):
-            d = np.asarray(space.to_u(current)) - np.asarray(space.to_u({**current, "lr": 0.1}))
-            return 2.0 * d, float(d @ d)
-
-        config, record = warm_start_with(gradient, space, config, settings)
-        first = record.flat()
+    config, record = warm_start_toward(config, {"lr": 0.1})
+    first = record.flat() if record is not None else {}
     for t in range(1, config["max_t"] + 1):
         tune.report({"val_acc": (1 - abs(math.log10(config["lr"]) + 1) / 3) * (1 - math.exp(-t)), **first})
         first = {}
