@@ -61,7 +61,8 @@ def build_parser(prog: str, workload: Workload, default_methods: Sequence[str],
                                    "when the answer is known (the flags below)")
     p.add_argument("--budget", type=float, help="per-study budget, in --budget-kind units")
     p.add_argument("--budget-kind", choices=BUDGET_KINDS, default="epochs",
-                   help="epochs = epoch-equivalents incl. warm-starts (noise-free, default); seconds = wall clock")
+                   help="epochs = epoch-equivalents (default): whole epochs, plus each warm-start's measured share of "
+                        "an epoch, which varies a little run to run; seconds = wall clock")
     p.add_argument("--tau", type=float, help=f"target {workload.metric} for T@τ (mode {workload.mode}; default: the preset's)")
     p.add_argument("--max-t", type=int, help="epochs of a full trial (top rung)")
     p.add_argument("--eta-h", type=float, help="η_h; default 1e-3 (raw) or 0.05 (normalized)")
