@@ -246,7 +246,9 @@ def test_cli_exit_codes(tmp_path):
                                              "(expected studies/experiment=*/method=*/seed=*/part-0.parquet)"]
 
 
-def test_cli_warns_and_exits_zero_when_tau_is_never_reached(tmp_path, capsys):
+def test_cli_warns_and_exits_zero_when_tau_is_never_reached(tmp_path, capsys, monkeypatch):
+    # no PDF/PNG: Chromium's static export is 11 s of this test (figures: tests/test_analysis_report.py)
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))
     spec = importlib.util.spec_from_file_location("analyze_cli", ROOT / "experiments" / "analyze.py")
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
