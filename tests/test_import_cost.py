@@ -82,6 +82,34 @@ def test_a_study_task_imports_no_torch_when_its_trainable_does_not(ray_local, tm
     assert got["env"] is None  # the switch is unset again once the study has run
 
 
+def test_the_digits_experiment_s_driver_and_what_it_ships_import_no_torch(monkeypatch):
+    """``experiments/asha_vs_ohgw.py``: its ``--help``, its workload (base-config check included) and the trainable
+    it ships to study tasks, unpickled in a fresh process, import no torch; the trial's own process does."""
+    import ray.cloudpickle
+
+    from trainables.classification import train_classifier_in_trial
+
+    script = Path(__file__).resolve().parent.parent / "experiments" / "asha_vs_ohgw.py"
+    printed, loaded = _run(f"import contextlib, io, runpy, sys\nsys.argv = [{str(script)!r}, '--help']\n"
+                           "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+                           f"    runpy.run_path({str(script)!r}, run_name='__main__')\n"
+                           "print('--budget-kind' in out.getvalue())\n"
+                           "from trainables.classification import workload\n"
+                           "w = workload()\nw.check_base_config(w.presets['digits']['base_config'])")
+    assert printed == ["True"] and loaded == dict.fromkeys(HEAVY, False)
+    shipped = ray.cloudpickle.dumps(train_classifier_in_trial)
+    printed, loaded = _run(f"import pickle\nf = pickle.loads({shipped!r})\nprint(f.__name__)")
+    assert printed == ["train_classifier_in_trial"] and loaded == dict.fromkeys(HEAVY, False)
+
+    # and in the trial it is the family's trainable, called with the trial's config
+    from trainables.classification import run
+
+    seen = []
+    monkeypatch.setattr(run, "train_classifier", seen.append)
+    train_classifier_in_trial({"lr": 0.1})
+    assert seen == [{"lr": 0.1}]
+
+
 def test_the_settings_re_exported_by_warmstart_are_the_torch_free_ones():
     import ohgw
     from ohgw import warmstart, warmstart_settings

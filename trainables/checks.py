@@ -21,12 +21,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ohgw import protocol
+
+if TYPE_CHECKING:  # torch is imported by the checks that use it: the value checks need none
+    import torch
 
 # what PyTorch requires for deterministic cuBLAS (CUDA >= 10.2); ":16:8" is the other accepted value
 CUBLAS_WORKSPACE = ":4096:8"
@@ -96,6 +98,8 @@ def resolve_device(name: str) -> torch.device:
     that Ray gives a (fractional) GPU sees only that GPU (Ray sets ``CUDA_VISIBLE_DEVICES``), as
     ``cuda`` = ``cuda:0``.
     """
+    import torch
+
     if not isinstance(name, str):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
     if name == "auto":
@@ -116,6 +120,8 @@ def resolve_device(name: str) -> torch.device:
 def pin_cublas_workspace() -> None:
     """Set ``CUBLAS_WORKSPACE_CONFIG`` for deterministic cuBLAS, which must happen before this process first
     uses CUDA; a process that already did without it is a RuntimeError (no silent nondeterminism)."""
+    import torch
+
     if os.environ.get("CUBLAS_WORKSPACE_CONFIG") in _CUBLAS_DETERMINISTIC:
         return
     if torch.cuda.is_initialized():
@@ -131,6 +137,8 @@ def set_determinism(on: bool, device: torch.device | str) -> None:
     (an operation without a deterministic CUDA kernel raises RuntimeError: no ``warn_only``) and
     ``torch.backends.cudnn.benchmark = False``. Off: torch's default, nondeterministic algorithms.
     """
+    import torch
+
     if torch.device(device).type != "cuda":
         return
     if on:
@@ -148,6 +156,8 @@ def build_deterministic(factory: Callable[[dict], Any], config: Mapping) -> tupl
     run can first use CUDA. After: the run's own device decides (:func:`set_determinism`; this also undoes a
     family's ``cudnn.benchmark = True``; a CPU run gets torch's CPU default back). A non-boolean is a ValueError.
     """
+    import torch
+
     on = deterministic(config)
     if on and torch.cuda.is_available():
         set_determinism(True, "cuda")

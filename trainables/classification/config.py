@@ -23,7 +23,9 @@ import numpy as np
 from ohgw import protocol
 from trainables import checks
 
-from .data import DATASETS, check_source
+from .sources import DATASETS, check_source
+
+METRIC = "val_acc"  # the tuned metric (mode max); its held-out twin is protocol.test_metric(METRIC)
 
 # The one place for defaults (units in the comments). The digits default reaches
 # >= 95 % validation accuracy within 10 epochs on a CPU (tests/test_classification.py).

@@ -45,8 +45,8 @@ import torch
 from trainables.augment import AugDraws, sample_draws
 from trainables.digits import read_digits, stratified_split
 
-DATASETS = ("cifar10", "digits", "synthetic")
-CIFAR_FOLDER = "cifar-10-batches-py"
+from .sources import CIFAR_FOLDER, DATASETS, check_source  # noqa: F401 - DATASETS is this module's too
+
 CIFAR_VAL_SIZE = 5000
 DIGITS_VAL_FRACTION = 0.15
 DIGITS_TEST_FRACTION = 0.20
@@ -98,25 +98,6 @@ _CACHE: dict[tuple, Splits] = {}
 def clear_cache() -> None:
     """Forget every loaded dataset of this process."""
     _CACHE.clear()
-
-
-def check_source(name: str, data_dir: str | os.PathLike | None = None, download: bool = False) -> None:
-    """Raise ValueError for an unknown dataset or a CIFAR-10 folder that is missing (cheap, loads nothing)."""
-    if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
-    if name != "cifar10" or download:
-        return
-    if data_dir is None:
-        raise ValueError(
-            "dataset 'cifar10' needs data_dir: the folder that holds cifar-10-batches-py "
-            "(or set download=True to fetch it there)"
-        )
-    folder = os.path.join(os.fspath(data_dir), CIFAR_FOLDER)
-    if not os.path.isdir(folder):
-        raise ValueError(
-            f"dataset 'cifar10': data_dir {os.fspath(data_dir)!r} has no {CIFAR_FOLDER} folder; "
-            "point data_dir at the folder that holds it, or set download=True to fetch it there"
-        )
 
 
 def load_dataset(

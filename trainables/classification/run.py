@@ -69,13 +69,12 @@ from trainables.nets import resnet20
 from trainables.scaffold import TrainResult, run_epochs, run_in_tune, set_num_threads
 from trainables.state_io import load_state, rng_state, save_state, set_rng_state
 
-from .config import CONTINUOUS, DEFAULT_CONFIG, resolve_config
+from .config import CONTINUOUS, DEFAULT_CONFIG, METRIC, resolve_config
 from .data import crop_flip, eval_batches, load_dataset, shuffled_batches, warm_start_batches
 from .losses import smoothed_cross_entropy
 from .problem import make_problem
 from .sgd import PlainSGD
 
-METRIC = "val_acc"  # the tuned metric (mode max); its held-out twin is protocol.test_metric(METRIC)
 EVAL_BATCH = 1024
 CHECKPOINT_FILE = "classification_state.pt"
 
