@@ -61,8 +61,10 @@ def test_digits_default_reaches_95_percent_within_10_epochs_and_is_deterministic
     # cost bookkeeping: cumulative compute, epochs without a warm-start are whole numbers
     assert [r["trial_epoch_equiv"] for r in a] == [float(i) for i in range(1, 11)]
     assert all(b["trial_compute_s"] > c["trial_compute_s"] for b, c in zip(a[1:], a))
-    b = train_epochs({}, 10, num_threads=THREADS)
-    assert _exact(a) == _exact(b)
+    # deterministic: a second run of the same config repeats the first one's epochs exactly (a shorter
+    # rerun suffices: max_t, and so the LR schedule, is the same; the epochs compared are bit-identical)
+    b = train_epochs({}, 3, num_threads=THREADS)
+    assert _exact(a[:3]) == _exact(b)
 
 
 def test_pause_resume_is_exact_and_does_not_warm_start_again(tmp_path):
