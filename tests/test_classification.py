@@ -67,9 +67,20 @@ def test_digits_default_reaches_95_percent_within_10_epochs_and_is_deterministic
     assert _exact(a[:3]) == _exact(b)
 
 
-def test_pause_resume_is_exact_and_does_not_warm_start_again(tmp_path):
+@pytest.fixture(scope="module")
+def warm_started(tmp_path_factory):
+    """One uninterrupted 4-epoch run with a hyper-gradient warm-start, checkpointed at its end: its config,
+    rows and checkpoint folder (shared: the warm-start is recorded and charged with epoch 1 whatever max_t is)."""
     cfg = {"max_t": 4, "ohgw": _ohgw()}
-    straight = train_epochs(cfg, 4, save_to=tmp_path / "done", num_threads=THREADS)
+    done = tmp_path_factory.mktemp("warm_started") / "done"
+    n = torch.get_num_threads()
+    rows = train_epochs(cfg, 4, save_to=done, num_threads=THREADS)
+    torch.set_num_threads(n)
+    return cfg, rows, done
+
+
+def test_pause_resume_is_exact_and_does_not_warm_start_again(warm_started, tmp_path):
+    cfg, straight, done = warm_started
     first = train_epochs(cfg, 2, save_to=tmp_path, num_threads=THREADS)
     rest = train_epochs(cfg, 2, restore_from=tmp_path, num_threads=THREADS)
     assert _exact(straight) == _exact(first + rest)
@@ -80,13 +91,11 @@ def test_pause_resume_is_exact_and_does_not_warm_start_again(tmp_path):
     assert rest[0]["trial_epoch_equiv"] == pytest.approx(first[0]["trial_epoch_equiv"] + 2)
     assert rest[0]["trial_compute_s"] > first[1]["trial_compute_s"]
     # a finished run trains no further
-    assert train_epochs(cfg, 3, restore_from=tmp_path / "done", num_threads=THREADS) == []
+    assert train_epochs(cfg, 3, restore_from=done, num_threads=THREADS) == []
 
 
-def test_warm_start_is_reported_with_the_first_epoch_and_charged_to_the_trial():
-    cfg = {"max_t": 2, "ohgw": _ohgw()}
-    rows = train_epochs(cfg, 2, num_threads=THREADS)
-    r0, r1 = rows
+def test_warm_start_is_reported_with_the_first_epoch_and_charged_to_the_trial(warm_started):
+    r0, r1 = warm_started[1][:2]
     space = SearchSpace.default()
     for name in space.names:
         assert r0[f"ohgw/x/{name}"] == pytest.approx(DEFAULT_CONFIG[name])
@@ -178,9 +187,9 @@ def test_augmentation_draws_do_not_depend_on_the_magnitude(monkeypatch):
     assert a == b
 
 
-def test_random_mode_moves_as_far_as_hypergrad_in_another_direction():
-    hg = train_epochs({"max_t": 1, "ohgw": _ohgw()}, 1, num_threads=THREADS)[0]
-    rnd = train_epochs({"max_t": 1, "ohgw": _ohgw(mode="random")}, 1, num_threads=THREADS)[0]
+def test_random_mode_moves_as_far_as_hypergrad_in_another_direction(warm_started):
+    hg = warm_started[1][0]
+    rnd = train_epochs({"max_t": 4, "ohgw": _ohgw(mode="random")}, 1, num_threads=THREADS)[0]
     assert rnd["ohgw/step_norm"] == pytest.approx(hg["ohgw/step_norm"], rel=1e-6)
     assert rnd["ohgw/x_prime/lr"] != hg["ohgw/x_prime/lr"]
     assert rnd["ohgw/compute_s"] > 0
