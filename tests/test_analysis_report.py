@@ -123,3 +123,25 @@ def test_static_export_without_a_browser_logs_one_line_and_does_not_raise(tmp_pa
     records = [r for r in caplog.records if r.name == "ohgw.analysis.report"]
     assert len(records) == 1 and "\n" not in records[0].getMessage()
     assert "not written" in records[0].getMessage() and str(missing) in records[0].getMessage()
+
+
+def test_the_browser_driver_s_own_error_records_are_one_line_off_the_console():
+    """choreographer logs a garbled message from Chromium's pipe with a 25-line traceback and goes on (seen once in
+    `make run`): it becomes one INFO line of the report's logger (a run's log file; analyze's INFO console shows
+    that one line), with no traceback. A fresh interpreter: pytest's own log capture is not in the way."""
+    import sys
+
+    code = (
+        "import logging\n"
+        "logging.basicConfig(level=logging.INFO, format='analyze: %(name)s %(levelname)s %(message)s')\n"
+        "from ohgw.analysis import report\n"
+        "report._quiet_browser_loggers()\n"
+        "try:\n"
+        "    raise ValueError('Expecting property name enclosed in double quotes')\n"
+        "except ValueError:\n"
+        "    logging.getLogger('choreographer.channels.pipe').exception('JSONError decoding message. Ignoring')\n"
+        "logging.getLogger('kaleido').info('a tab opened')\n"  # below WARNING: dropped
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stderr.splitlines() == [
+        "analyze: ohgw.analysis.report INFO choreographer.channels.pipe: JSONError decoding message. Ignoring"]

@@ -314,6 +314,33 @@ _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-sta
 _CHATTY_LOGGERS = ("kaleido", "choreographer", "logistro", "browser_proc")
 
 
+class _OneLine(logging.Handler):
+    """The browser driver's own records, as one INFO line each on this module's logger (so in a run's log file).
+
+    choreographer logs a garbled message from Chromium's pipe with ``logger.exception`` ("JSONError decoding
+    message. Ignoring" and a 25-line traceback) and goes on; the export's outcome is reported by
+    :func:`export_static` itself, in one line.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().strip()
+        log.info("%s: %s", record.name, text.splitlines()[0] if text else record.levelname)
+
+
+_ONE_LINE = _OneLine(logging.WARNING)
+
+
+def _quiet_browser_loggers() -> None:
+    """kaleido's and choreographer's loggers: WARNING and up, one line each (:class:`_OneLine`), unless someone
+    chose their levels or gave them handlers. They log every tab and temp file at INFO, some after the export
+    (from their cleanup), so this stays in place."""
+    for lg in map(logging.getLogger, _CHATTY_LOGGERS):
+        if lg.level == logging.NOTSET and not lg.handlers:
+            lg.setLevel(logging.WARNING)
+            lg.addHandler(_ONE_LINE)
+            lg.propagate = False
+
+
 def static_size(fig: go.Figure) -> tuple[int, int]:
     """The (width, height) in CSS pixels a figure is exported at: its layout's, else the defaults."""
     return int(fig.layout.width or STATIC_WIDTH), int(fig.layout.height or STATIC_HEIGHT)
@@ -360,11 +387,7 @@ def export_static(figs: dict[str, go.Figure], fig_dir: Path, formats: tuple[str,
             paths.append(path)
     kopts = {"mathjax": False, **({"path": browser} if browser else {})}
     t0 = time.time()
-    # kaleido and choreographer log every tab and temp file at INFO (some after the export, from their cleanup):
-    # keep them out of an INFO console unless someone chose their levels
-    for lg in map(logging.getLogger, _CHATTY_LOGGERS):
-        if lg.level == logging.NOTSET:
-            lg.setLevel(logging.WARNING)
+    _quiet_browser_loggers()
     try:
         errors = kaleido.write_fig_from_object_sync(specs, kopts=kopts)
     except Exception as e:  # noqa: BLE001 - no browser, browser crashed, timeout: the HTML report stands
