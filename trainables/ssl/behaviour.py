@@ -77,10 +77,10 @@ VERSION = 10  # bump when the rendering changes (the cache folder's name include
 
 
 def _sprites() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    from trainables.digits import read_digits  # sklearn's load_digits() images and targets, without importing it
 
-    d = load_digits()
-    return d.images.astype(np.float32) / 16.0, d.target.astype(np.int64)
+    images, target = read_digits()
+    return images.astype(np.float32) / 16.0, target.astype(np.int64)
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
