@@ -116,14 +116,20 @@ class _Watch(study.StudyRecorder):
 
     seen: list = []
     max_running = 0
+    shown_ended: set = set()  # the ended trials the stored state showed ended at the previous save
 
     def on_trial_save(self, iteration, trials, trial, **info):
         own = _ckpt_dirs(trial.storage.trial_fs_path)
         stored, missing = _stored(trial.storage.experiment_fs_path)
         ended = [t for t in trials if t.status == "TERMINATED"]
-        # an ended trial's checkpoints go once the stored state shows it ended too
+        # an ended trial's checkpoints go once the stored state shows it ended: at the next prune, which
+        # KeepRestorable runs at every checkpoint, so by the next save (the snapshot that shows it may be
+        # written just before this save, after that checkpoint's prune: seen with 4 trials and slow saves).
+        # A trial the stored state does not name yet keeps them (a restore may need them), until the study's end
         ended_stored = sum(_ckpt_dirs(t.storage.trial_fs_path) for t in ended
-                           if stored.get(t.storage.trial_dir_name) is None or stored[t.storage.trial_dir_name].ended)
+                           if t.storage.trial_dir_name in _Watch.shown_ended)
+        _Watch.shown_ended = {t.storage.trial_dir_name for t in ended
+                              if t.storage.trial_dir_name in stored and stored[t.storage.trial_dir_name].ended}
         live = sum(_ckpt_dirs(t.storage.trial_fs_path) for t in trials if t.status != "TERMINATED")
         _Watch.seen.append((own, ended_stored, live, missing))
         self._note_running(trials)
@@ -139,7 +145,7 @@ class _Watch(study.StudyRecorder):
 
 def _run(method: str, tmp_path, monkeypatch, **kw):
     monkeypatch.setattr(study, "StudyRecorder", _Watch)
-    _Watch.seen, _Watch.max_running = [], 0
+    _Watch.seen, _Watch.max_running, _Watch.shown_ended = [], 0, set()
     base = dict(experiment="disk", space=SearchSpace.from_bounds({"lr": (1e-3, 1.0, "log10")}), base_config={},
                 max_t=10, grace_period=1, reduction_factor=3, trials_per_study=2, cpus_per_trial=1.0, tau=0.5)
     base.update(kw)
@@ -153,7 +159,7 @@ def _check_bounded(seen, tmp_path, trials: int, running: int = 2):
     assert [m for *_, m in seen if m] == []
     # a trial keeps only its latest checkpoint, and the one the stored state names until the next snapshot ...
     assert max(own for own, *_ in seen) <= CHECKPOINTS_KEPT + 1
-    # ... an ended trial none, once the stored state shows it ended ...
+    # ... an ended trial none, once the stored state has shown it ended (by the next save: _Watch) ...
     assert max(ended for _, ended, _, _ in seen) == 0
     # ... so a study holds at most two per trial it still holds (running or paused), plus the one
     # each running trial may be writing before Tune registers it
