@@ -1,7 +1,8 @@
 """Measuring what a piece of trainable work costs: wall seconds, compute seconds, peak memory.
 
 Compute seconds are the process's CPU seconds on CPU (all threads; far less
-affected than wall seconds by other work on a shared machine, though not free of it) and synchronised wall seconds on CUDA (device-seconds, so
+affected than wall seconds by other work on a shared machine, though not free of
+it) and synchronised wall seconds on CUDA (device-seconds, so
 GPU-hours = compute_s × GPUs held / 3600).
 
 torch is imported only to time a CUDA device, so a CPU stopwatch (the warm-start of a trainable

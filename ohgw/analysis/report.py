@@ -315,7 +315,7 @@ _CHATTY_LOGGERS = ("kaleido", "choreographer", "logistro", "browser_proc")
 
 
 class _OneLine(logging.Handler):
-    """The browser driver's own records, as one INFO line each on this module's logger (so in a run's log file).
+    """The browser driver's own records, as one INFO line each on this module's logger (a log file, when one is open).
 
     choreographer logs a garbled message from Chromium's pipe with ``logger.exception`` ("JSONError decoding
     message. Ignoring" and a 25-line traceback) and goes on; the export's outcome is reported by
